@@ -1,0 +1,67 @@
+"""Turn an `Answer` into plain text (CLI) or a JSON-ready dict (CLI --json and the app's API)."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import asdict
+
+from qa.search import Answer
+
+NOT_COVERED = "No summary seems to answer this question."
+CLOSEST = "Closest passages, which may not answer it:"
+DISCLAIMER = (
+    "These are plain-language research summaries, not medical advice. "
+    "Talk to a clinician before changing any treatment."
+)
+
+
+def answer_to_dict(answer: Answer) -> dict:
+    """A JSON-ready dict of the answer: studies, passages, scores and citation fields."""
+    return {
+        "question": answer.question,
+        "covered": answer.covered,
+        "reason": answer.reason,
+        "mode": answer.mode,
+        "filters": asdict(answer.filters),
+        "studies": [
+            {
+                "rank": s.rank,
+                "doc_id": s.doc_id,
+                "score": round(s.score, 6),
+                "citation": {**asdict(s.citation), "url": s.citation.url, "text": s.citation.as_text()},
+                "also": list(s.also),
+                "passages": [
+                    {
+                        "section": p.chunk.section,
+                        "text": p.chunk.text,
+                        "score": round(p.score, 6),
+                        "dense_score": None if p.dense is None else round(p.dense, 4),
+                        "bm25_score": None if p.keyword is None else round(p.keyword, 4),
+                    }
+                    for p in s.passages
+                ],
+            }
+            for s in answer.studies
+        ],
+    }
+
+
+def answer_to_text(answer: Answer, width: int = 100) -> str:
+    """The answer as readable text for a terminal."""
+    lines = []
+    if not answer.studies:
+        return NOT_COVERED + (f" ({answer.reason})" if answer.reason else "")
+    if not answer.covered:
+        lines += [f"{NOT_COVERED} ({answer.reason})", CLOSEST, ""]
+    for study in answer.studies:
+        c = study.citation
+        lines.append(f"{study.rank}. {c.label} — {c.title}")
+        meta = " · ".join(x for x in (c.publisher, c.url, ", ".join(c.tags)) if x)
+        if meta:
+            lines.append(f"   {meta}")
+        for p in study.passages:
+            lines.append(f"   [{p.chunk.section}]")
+            lines.extend(textwrap.wrap(p.chunk.text, width, initial_indent="   ", subsequent_indent="   "))
+        lines.append("")
+    lines.append(DISCLAIMER)
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""`qa index | ask | serve | eval`: a thin command line over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from qa import config
+from qa.errors import QAError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=config.DEFAULT_DOCS,
+        help="folder of Markdown summaries (default: %(default)s, env QA_DOCS)",
+    )
+    parser.add_argument(
+        "--index",
+        type=Path,
+        default=config.DEFAULT_INDEX,
+        help="folder of the index (default: %(default)s, env QA_INDEX)",
+    )
+    parser.add_argument(
+        "--model",
+        default=config.DEFAULT_MODEL,
+        help="sentence-transformers model id (already cached) or local path; default: the "
+        "bundled all-MiniLM-L6-v2 (env QA_MODEL)",
+    )
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        choices=config.CATEGORY_TAGS,
+        help="only studies with this tag (repeat for any of several)",
+    )
+    parser.add_argument("--from", dest="date_from", default="", help="published on or after YYYY-MM-DD")
+    parser.add_argument("--to", dest="date_to", default="", help="published on or before YYYY-MM-DD")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for all sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="qa",
+        description="Ask questions of ME/CFS and Long COVID research summaries and get back "
+        "the passages that answer them, cited to their studies.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "index",
+        help="build or update the index (only added or changed summaries are embedded)",
+        description="Build the index, or update it: summaries are compared by content hash; "
+        "only added or changed ones are embedded, removed ones are dropped.",
+    )
+    _common(p)
+    p.add_argument("--rebuild", action="store_true", help="embed everything again from scratch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("ask", help="print the passages that answer a question")
+    p.add_argument("question", help="the question, in quotes")
+    _common(p)
+    p.add_argument("-k", type=int, default=config.DEFAULT_K, help="studies to show (default: %(default)s)")
+    _filters(p)
+    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retrieval method")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+    p = sub.add_parser(
+        "serve",
+        help="run the web chat (builds or updates the index first)",
+        description="Bring the index up to date, then serve the chat app.",
+    )
+    _common(p)
+    p.add_argument("--host", default=config.DEFAULT_HOST, help="address to bind (default: %(default)s)")
+    p.add_argument("--port", type=int, default=config.DEFAULT_PORT, help="port (default: %(default)s)")
+    return parser
+
+
+def _tqdm_progress():
+    from tqdm import tqdm
+
+    bar: dict[str, tqdm] = {}
+
+    def progress(done: int, total: int, what: str) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=what, unit="passage", file=sys.stderr)
+        bar["bar"].update(done - bar["bar"].n)
+        if done >= total:
+            bar["bar"].close()
+
+    return progress
+
+
+def refresh_index(docs: Path, index_dir: Path, model: str, *, rebuild: bool = False, quiet: bool = False):
+    """Load the summaries, report skipped files, update the index; return (index, report, embedder)."""
+    from qa.documents import load_folder
+    from qa.embedding import get_embedder
+    from qa.index import update_index
+
+    loaded = load_folder(docs)
+    for problem in loaded.problems:
+        print(f"warning: skipped {problem}", file=sys.stderr)
+    embedder = get_embedder(model)
+    index, report = update_index(
+        index_dir, loaded, embedder, rebuild=rebuild, progress=None if quiet else _tqdm_progress()
+    )
+    return index, report, embedder
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """`qa index`."""
+    start = time.perf_counter()
+    index, report, _ = refresh_index(args.docs, args.index, args.model, rebuild=args.rebuild, quiet=args.quiet)
+    if report.rebuilt_reason and report.rebuilt_reason != "asked to rebuild":
+        print(f"note: rebuilt the whole index because {report.rebuilt_reason}", file=sys.stderr)
+    for name in report.kept_broken:
+        print(f"note: kept the last good version of {name}", file=sys.stderr)
+    took = time.perf_counter() - start
+    print(f"{report.summary()} in {took:.1f}s")
+    print(f"index: {args.index} ({len(index.documents)} summaries, {len(index.chunks)} passages)")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """`qa ask`."""
+    from qa.answer import answer_to_dict, answer_to_text
+    from qa.embedding import get_embedder
+    from qa.index import open_index
+    from qa.search import Filters, Searcher
+
+    embedder = get_embedder(args.model)
+    searcher = Searcher(open_index(args.index, embedder), embedder)
+    filters = Filters(tuple(args.tag), args.date_from, args.date_to)
+    answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
+    if args.json:
+        print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+    else:
+        print(answer_to_text(answer))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`qa serve`."""
+    from qa.app import serve
+
+    serve(args.docs, args.index, args.model, host=args.host, port=args.port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `qa` command."""
+    args = build_parser().parse_args(argv)
+    handler = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve}[args.command]
+    try:
+        return handler(args)
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

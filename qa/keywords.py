@@ -1,0 +1,78 @@
+"""BM25 keyword index over the same chunks as the vector index (bm25s, English stemming)."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+_STEMMER = Stemmer.Stemmer("english")
+_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN)
+_WORD = re.compile(r"\w+")
+# Drug names and markers are written "IL-6", "ME/CFS", "gH/gL", "CoQ10": bm25s's own regex
+# splits them and drops the one-character halves, so "IL-6" would only match "il". We keep
+# the parts and add the joined compound ("il6", "mecfs") so either spelling matches.
+_COMPOUND = re.compile(r"\w+(?:[-/]\w+)+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stemmed tokens without stopwords; compounds also kept joined."""
+    text = text.lower()
+    words = [w for w in _WORD.findall(text) if (len(w) > 1 or w.isdigit()) and w not in _STOPWORDS]
+    words += [re.sub(r"[-/]", "", c) for c in _COMPOUND.findall(text)]
+    return _stem(tuple(words))
+
+
+@lru_cache(maxsize=4096)
+def _stem(words: tuple[str, ...]) -> list[str]:
+    return _STEMMER.stemWords(list(words))
+
+
+class KeywordIndex:
+    """A bm25s index whose rows are identified by the vector index's chunk ids."""
+
+    def __init__(self, model: bm25s.BM25, ids: list[int]) -> None:
+        self.model = model
+        self.ids = ids
+        self.vocab: dict[str, int] = model.vocab_dict or {}
+        # Document frequency per term: how many chunks contain it, for "is this word known?"
+        self._df = np.diff(model.scores["indptr"]) if ids else np.zeros(0, dtype=np.int64)
+
+    @classmethod
+    def build(cls, ids: list[int], texts: list[str]) -> KeywordIndex:
+        """Index `texts`, one row per chunk id."""
+        model = bm25s.BM25()
+        model.index([tokenize(t) or [""] for t in texts] or [[""]], show_progress=False)
+        return cls(model, list(ids))
+
+    def doc_freq(self, token: str) -> int:
+        """Number of chunks that contain the (already tokenised) term."""
+        index = self.vocab.get(token)
+        return int(self._df[index]) if index is not None and index < len(self._df) else 0
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """Top `k` (chunk id, BM25 score) for a query; empty if no query word is indexed."""
+        tokens = [t for t in tokenize(query) if t in self.vocab]
+        if not tokens or not self.ids:
+            return []
+        k = min(k, len(self.ids))
+        rows, scores = self.model.retrieve([tokens], k=k, show_progress=False, n_threads=1)
+        return [(self.ids[r], float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def save(self, folder: Path) -> None:
+        """Write the index and its id list into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save(str(folder), show_progress=False)
+        (folder / "ids.json").write_text(json.dumps(self.ids))
+
+    @classmethod
+    def load(cls, folder: Path) -> KeywordIndex:
+        """Read an index written by `save`."""
+        model = bm25s.BM25.load(str(folder), show_progress=False)
+        ids = json.loads((folder / "ids.json").read_text())
+        return cls(model, ids)

@@ -1,0 +1,192 @@
+"""Question → ranked studies with their best passages: dense + BM25, fused, grouped, filtered."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.chunking import Chunk
+from qa.documents import Citation
+from qa.embedding import Embedder
+from qa.index import Index
+from qa.keywords import tokenize
+
+MODES = ("hybrid", "dense", "bm25")
+RRF_K = 60  # the constant from Cormack et al. (2009); robust without tuning
+CANDIDATES = 100  # passages taken from each retriever before fusing
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Limits on which studies may answer: category tags and a published-date range."""
+
+    tags: tuple[str, ...] = ()
+    date_from: str = ""
+    date_to: str = ""
+
+    def allows(self, citation: Citation) -> bool:
+        """Whether a study passes the filters (any of the tags; dates inclusive)."""
+        if self.tags and not set(self.tags) & set(citation.tags):
+            return False
+        published = citation.published
+        if self.date_from and (not published or published < self.date_from):
+            return False
+        return not (self.date_to and (not published or published > self.date_to))
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is set."""
+        return bool(self.tags or self.date_from or self.date_to)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrieved chunk with its fused score and the per-retriever scores."""
+
+    chunk: Chunk
+    score: float
+    dense: float | None = None
+    keyword: float | None = None
+
+
+@dataclass(frozen=True)
+class StudyHit:
+    """A study in the answer, with the passage(s) that answer best."""
+
+    rank: int
+    doc_id: str
+    citation: Citation
+    score: float
+    passages: tuple[Passage, ...]
+    also: tuple[str, ...] = ()  # other files of the same study (same DOI)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a search returns: ranked studies, and whether they seem to answer the question."""
+
+    question: str
+    studies: tuple[StudyHit, ...]
+    covered: bool
+    reason: str = ""
+    filters: Filters = field(default_factory=Filters)
+    mode: str = "hybrid"
+
+
+def _study_key(chunk: Chunk) -> str:
+    doi = chunk.citation.doi.lower().rstrip(".")
+    return f"doi:{doi}" if doi else chunk.doc_id
+
+
+class Searcher:
+    """Answers questions from one loaded index with one embedding model."""
+
+    def __init__(self, index: Index, embedder: Embedder) -> None:
+        self.index = index
+        self.embedder = embedder
+
+    def _dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+        n = min(n, self.index.vectors.ntotal)
+        if n == 0:
+            return []
+        scores, ids = self.index.vectors.search(vector.reshape(1, -1), n)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def passages(
+        self, question: str, filters: Filters = Filters(), mode: str = "hybrid"
+    ) -> list[Passage]:
+        """All candidate passages for a question, best first, after filters."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        # With filters on, look further down each list so enough allowed passages remain.
+        n = self.index.vectors.ntotal if filters.active else CANDIDATES
+        dense: list[tuple[int, float]] = []
+        keyword: list[tuple[int, float]] = []
+        if mode in ("hybrid", "dense"):
+            dense = self._dense(self.embedder.encode([question])[0], n)
+        if mode in ("hybrid", "bm25"):
+            keyword = self.index.keywords.search(question, n)
+        chunks = self.index.chunks
+        dense = [(i, s) for i, s in dense if filters.allows(chunks[i].citation)]
+        keyword = [(i, s) for i, s in keyword if filters.allows(chunks[i].citation)]
+        fused: dict[int, float] = {}
+        for ranked in (dense, keyword):
+            for rank, (cid, _) in enumerate(ranked):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+        dense_score, keyword_score = dict(dense), dict(keyword)
+        order = sorted(fused, key=fused.__getitem__, reverse=True)
+        return [
+            Passage(chunks[c], fused[c], dense_score.get(c), keyword_score.get(c)) for c in order
+        ]
+
+    def search(
+        self,
+        question: str,
+        k: int = 5,
+        filters: Filters = Filters(),
+        mode: str = "hybrid",
+        per_study: int = 2,
+    ) -> Answer:
+        """Rank studies for a question; each study carries its best passage(s)."""
+        question = question.strip()
+        if not question:
+            return Answer(question, (), False, "empty question", filters, mode)
+        grouped: dict[str, list[Passage]] = {}
+        files: dict[str, list[str]] = {}
+        for passage in self.passages(question, filters, mode):
+            key = _study_key(passage.chunk)
+            grouped.setdefault(key, []).append(passage)
+            names = files.setdefault(key, [])
+            if passage.chunk.doc_id not in names:
+                names.append(passage.chunk.doc_id)
+        studies = []
+        for rank, key in enumerate(list(grouped)[:k], start=1):
+            found = grouped[key]
+            best = found[0]
+            shown = [best]
+            for other in found[1:]:
+                # A second passage only when it adds: another section, from the same file,
+                # scoring close to the best one.
+                if len(shown) >= per_study:
+                    break
+                same_doc = other.chunk.doc_id == best.chunk.doc_id
+                if same_doc and other.chunk.section != best.chunk.section:
+                    if other.score >= 0.85 * best.score:
+                        shown.append(other)
+            studies.append(
+                StudyHit(
+                    rank=rank,
+                    doc_id=best.chunk.doc_id,
+                    citation=best.chunk.citation,
+                    score=best.score,
+                    passages=tuple(shown),
+                    also=tuple(n for n in files[key] if n != best.chunk.doc_id),
+                )
+            )
+        covered, reason = self.judge_coverage(question, studies, mode)
+        return Answer(question, tuple(studies), covered, reason, filters, mode)
+
+    def judge_coverage(self, question: str, studies: list[StudyHit], mode: str) -> tuple[bool, str]:
+        """Decide from the evidence whether any summary answers the question."""
+        if not studies:
+            return False, "no passage matched the question"
+        top = studies[0].passages[0]
+        dense = max((p.dense or 0.0) for s in studies[:3] for p in s.passages)
+        missing = self.unknown_terms(question)
+        if missing and (top.keyword is None or dense < 0.55):
+            return False, "not in any summary: " + ", ".join(missing)
+        if mode != "bm25" and dense < 0.30:
+            return False, f"nothing close enough (best similarity {dense:.2f})"
+        return True, ""
+
+    def unknown_terms(self, question: str) -> list[str]:
+        """Distinctive words of the question that occur in no summary at all."""
+        words = re.findall(r"[\w-]{5,}", question)
+        unknown = []
+        for word in words:
+            tokens = tokenize(word)
+            if tokens and all(self.index.keywords.doc_freq(t) == 0 for t in tokens):
+                unknown.append(word)
+        return unknown
