@@ -217,7 +217,7 @@ def _overview_fields(body: str) -> dict[str, str]:
 def _pick_link(fields: dict[str, str], links: list[str]) -> tuple[str, str]:
     """(link, doi) from a Link field, else the first link seen."""
     raw = next((v for k, v in fields.items() if METADATA_LABELS.get(k.lower()) == "link"), "")
-    urls = re.findall(r"\]\((https?://[^)\s]+)\)", raw) or _URL.findall(raw)
+    urls = _inline_links(_MD.parseInline(raw)[0]) if raw else []
     link = urls[0] if urls else (links[0] if links else "")
     if "doi.org/10." in link:
         return link, unquote(link.split("doi.org/", 1)[1]).rstrip(".")
