@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 
-from qa.documents import METADATA_LABELS, LABELLED_BULLET, Citation, Document
+from qa.documents import LABELLED_BULLET, METADATA_LABELS, Citation, Document
 
 #: Bump when chunk boundaries or embedded text change: the index is then rebuilt.
 CHUNKER_VERSION = "3"
@@ -131,9 +131,7 @@ def word_count(text: str) -> int:
     return int(len(text.split()) * 1.3) + 1
 
 
-def chunk_document(
-    doc: Document, max_tokens: int = 256, count: TokenCounter = word_count
-) -> list[Chunk]:
+def chunk_document(doc: Document, max_tokens: int = 256, count: TokenCounter = word_count) -> list[Chunk]:
     """Cut a document into chunks whose embedded text fits `max_tokens` of the model."""
     chunks = []
     citation = doc.citation

@@ -117,7 +117,9 @@ def refresh_index(docs: Path, index_dir: Path, model: str, *, rebuild: bool = Fa
 def cmd_index(args: argparse.Namespace) -> int:
     """`qa index`."""
     start = time.perf_counter()
-    index, report, _ = refresh_index(args.docs, args.index, args.model, rebuild=args.rebuild, quiet=args.quiet)
+    index, report, _ = refresh_index(
+        args.docs, args.index, args.model, rebuild=args.rebuild, quiet=args.quiet
+    )
     if report.rebuilt_reason and report.rebuilt_reason != "asked to rebuild":
         print(f"note: rebuilt the whole index because {report.rebuilt_reason}", file=sys.stderr)
     for name in report.kept_broken:

@@ -166,10 +166,8 @@ def _as_date(value: object) -> str:
 
 
 def _inline_links(token: Token) -> list[str]:
-    hrefs = [
-        str(child.attrs.get("href", "")) for child in token.children or [] if child.type == "link_open"
-    ]
-    return hrefs + _URL.findall(token.content) if not hrefs else hrefs
+    hrefs = [str(child.attrs.get("href", "")) for child in token.children or [] if child.type == "link_open"]
+    return hrefs if hrefs else hrefs + _URL.findall(token.content)
 
 
 def _strip_md(text: str) -> str:

@@ -36,7 +36,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         self.name = model or BUNDLED_NAME
-        location = str(bundled_model_path()) if not model else model
+        location = model if model else str(bundled_model_path())
         try:
             self.model = SentenceTransformer(location, device="cpu")
         except Exception as exc:  # the library raises many kinds for a missing model

@@ -177,10 +177,12 @@ class Index:
             os.fsync(fh.fileno())
         os.replace(tmp, self.folder / MANIFEST)
         self.manifest = manifest
+        current = (f"vectors-{gen}.", f"chunks-{gen}.", f"keywords-{gen}")
         for stale in self.folder.iterdir():
-            if stale.name.split("-")[0] in ("vectors", "chunks", "keywords"):
-                if not stale.name.startswith((f"vectors-{gen}.", f"chunks-{gen}.", f"keywords-{gen}")):
-                    shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
+            if stale.name.startswith(("vectors-", "chunks-", "keywords-")) and not stale.name.startswith(
+                current
+            ):
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
 
 
 def _compatible(index: Index, embedder: Embedder) -> str:

@@ -94,9 +94,7 @@ class Searcher:
         scores, ids = self.index.vectors.search(vector.reshape(1, -1), n)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def passages(
-        self, question: str, filters: Filters = Filters(), mode: str = "hybrid"
-    ) -> list[Passage]:
+    def passages(self, question: str, filters: Filters = Filters(), mode: str = "hybrid") -> list[Passage]:
         """All candidate passages for a question, best first, after filters."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
@@ -117,9 +115,7 @@ class Searcher:
                 fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
         dense_score, keyword_score = dict(dense), dict(keyword)
         order = sorted(fused, key=fused.__getitem__, reverse=True)
-        return [
-            Passage(chunks[c], fused[c], dense_score.get(c), keyword_score.get(c)) for c in order
-        ]
+        return [Passage(chunks[c], fused[c], dense_score.get(c), keyword_score.get(c)) for c in order]
 
     def search(
         self,
@@ -152,9 +148,9 @@ class Searcher:
                 if len(shown) >= per_study:
                     break
                 same_doc = other.chunk.doc_id == best.chunk.doc_id
-                if same_doc and other.chunk.section != best.chunk.section:
-                    if other.score >= 0.85 * best.score:
-                        shown.append(other)
+                adds = same_doc and other.chunk.section != best.chunk.section
+                if adds and other.score >= 0.85 * best.score:
+                    shown.append(other)
             studies.append(
                 StudyHit(
                     rank=rank,

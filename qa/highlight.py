@@ -1,0 +1,44 @@
+"""Mark the sentences of a passage that best answer the question (same model; nothing generated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.chunking import split_sentences
+from qa.embedding import Embedder
+
+MIN_SIMILARITY = 0.25  # below this no sentence is marked: it would mislead
+NEAR_BEST = 0.06  # other sentences this close to the best one are marked too
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a passage, and whether it answers the question best."""
+
+    text: str
+    marked: bool
+    similarity: float
+
+
+def highlight_many(embedder: Embedder, question: str, passages: list[str]) -> list[list[Sentence]]:
+    """Split each passage into sentences and mark the best ones, with one model call."""
+    split = [split_sentences(p) or [p] for p in passages]
+    flat = [s for sentences in split for s in sentences]
+    if not flat:
+        return [[] for _ in passages]
+    vectors = embedder.encode([question, *flat])
+    sims = vectors[1:] @ vectors[0]
+    result, start = [], 0
+    for sentences in split:
+        part = sims[start : start + len(sentences)]
+        start += len(sentences)
+        best = float(np.max(part)) if len(part) else 0.0
+        result.append(
+            [
+                Sentence(s, bool(best >= MIN_SIMILARITY and sim >= best - NEAR_BEST), float(sim))
+                for s, sim in zip(sentences, part)
+            ]
+        )
+    return result

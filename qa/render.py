@@ -1,0 +1,83 @@
+"""An `Answer` as safe HTML for the chat: every piece of document text is escaped."""
+
+from __future__ import annotations
+
+from html import escape
+
+from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED
+from qa.highlight import Sentence
+from qa.search import Answer, StudyHit
+
+
+def marked_html(text: str, sentences: list[Sentence]) -> str:
+    """The original passage, escaped, with the marked sentences wrapped in <mark>."""
+    out, cursor = [], 0
+    for sentence in sentences:
+        at = text.find(sentence.text, cursor)
+        if at < 0:
+            continue
+        out.append(escape(text[cursor:at]))
+        body = escape(sentence.text)
+        out.append(f"<mark>{body}</mark>" if sentence.marked else body)
+        cursor = at + len(sentence.text)
+    out.append(escape(text[cursor:]))
+    return "".join(out)
+
+
+def link_html(url: str, label: str) -> str:
+    """A link that opens in a new tab, or the plain label if the URL is not http(s)."""
+    if not url.lower().startswith(("https://", "http://")):
+        return escape(label)
+    return (
+        f'<a href="{escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
+    )
+
+
+def study_html(study: StudyHit, highlights: list[list[Sentence]] | None = None) -> str:
+    """One numbered study: citation heading, meta line, tags, and its passage(s)."""
+    c = study.citation
+    tags = "".join(f'<span class="qa-tag">{escape(t)}</span>' for t in c.tags)
+    meta = " · ".join(
+        x
+        for x in (escape(c.publisher), escape(c.published[:4] or c.year), link_html(c.url, "Read the paper"))
+        if x
+    )
+    parts = [
+        f'<div class="qa-study" data-rank="{study.rank}">',
+        f'<div class="qa-cite"><span class="qa-num">{study.rank}.</span> '
+        f"<strong>{escape(c.label)}</strong> — {escape(c.title)}</div>",
+        f'<div class="qa-meta">{meta} {tags}</div>',
+    ]
+    for n, passage in enumerate(study.passages):
+        sentences = highlights[n] if highlights and n < len(highlights) else []
+        body = marked_html(passage.chunk.text, sentences) if sentences else escape(passage.chunk.text)
+        parts.append(f'<div class="qa-section">{escape(passage.chunk.section)}</div>')
+        parts.append(f'<blockquote class="qa-passage">{body}</blockquote>')
+    if study.also:
+        parts.append(f'<div class="qa-also">Also summarised as: {escape(", ".join(study.also))}</div>')
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def answer_html(answer: Answer, highlights: dict[int, list[list[Sentence]]] | None = None) -> str:
+    """The whole reply: a not-covered note if needed, the studies, filters used, the disclaimer."""
+    highlights = highlights or {}
+    parts = []
+    if not answer.studies:
+        parts.append(f'<p class="qa-notcovered"><strong>{NOT_COVERED}</strong> {escape(answer.reason)}</p>')
+    elif not answer.covered:
+        parts.append(
+            f'<p class="qa-notcovered"><strong>{NOT_COVERED}</strong> {escape(answer.reason)}<br>{CLOSEST}</p>'
+        )
+    for study in answer.studies:
+        parts.append(study_html(study, highlights.get(study.rank)))
+    f = answer.filters
+    if f.active:
+        shown = []
+        if f.tags:
+            shown.append("tags: " + ", ".join(f.tags))
+        if f.date_from or f.date_to:
+            shown.append(f"published {f.date_from or '…'} to {f.date_to or '…'}")
+        parts.append(f'<p class="qa-filters">Filters: {escape("; ".join(shown))}</p>')
+    parts.append(f'<p class="qa-disclaimer">{DISCLAIMER}</p>')
+    return "\n".join(parts)
