@@ -1,0 +1,48 @@
+# Two commands matter: `make run` (set up, index seeds/, serve) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DOCS ?= seeds
+INDEX ?= index
+
+.PHONY: setup run index test lint format bench browser clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned to the CPU build first: an unpinned torch pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+run: setup
+	$(VENV)/bin/qa serve --docs $(DOCS) --index $(INDEX)
+
+index: setup
+	$(VENV)/bin/qa index --docs $(DOCS) --index $(INDEX)
+
+# Debian's chromium for the browser test (never a browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v /usr/bin/chromium >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium; the browser test will be skipped"
+
+test: setup browser
+	$(VENV)/bin/ruff check qa tests bench
+	$(VENV)/bin/ruff format --check qa tests bench
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check qa tests bench
+	$(VENV)/bin/ruff format --check qa tests bench
+
+format: setup
+	$(VENV)/bin/ruff check --fix qa tests bench
+	$(VENV)/bin/ruff format qa tests bench
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) $(INDEX) *.egg-info

@@ -1,0 +1,79 @@
+"""The app's API, driven through gradio_client against a launched server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import pytest
+
+from qa.app import CSS, Service, build_app, make_service
+from qa.search import Searcher
+from tests.conftest import CORPUS, SEEDS
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(service: Service):
+    from gradio_client import Client
+
+    demo = build_app(service)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
+
+
+@pytest.fixture(scope="module")
+def corpus_client(corpus_index, embedder):
+    service = Service(CORPUS, corpus_index.folder, embedder, Searcher(corpus_index, embedder))
+    demo, client = _launch(service)
+    yield client
+    demo.close()
+
+
+def test_ask_returns_cited_passages(corpus_client):
+    result = corpus_client.predict("Has any antiviral helped ME/CFS patients?", api_name="/ask")
+    assert result["question"].startswith("Has any antiviral")
+    assert len(result["studies"]) == 5
+    first = result["studies"][0]
+    citation = first["citation"]
+    for key in ("label", "title", "authors", "year", "publisher", "url", "doi", "tags"):
+        assert key in citation
+    assert citation["label"] and citation["title"]
+    passage = first["passages"][0]
+    assert passage["section"] and passage["text"] and passage["score"] > 0
+    assert "highlights" in passage
+    assert all(h in passage["text"] for h in passage["highlights"])
+
+
+def test_ask_applies_filters_and_k(corpus_client):
+    result = corpus_client.predict("exercise", ["News"], "2025", "", 3, api_name="/ask")
+    assert 0 < len(result["studies"]) <= 3
+    for study in result["studies"]:
+        assert "News" in study["citation"]["tags"]
+        assert study["citation"]["published"] >= "2025"
+
+
+def test_rebuild_picks_up_a_new_summary_without_restart(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
+    service = make_service(docs, tmp_path / "idx")
+    demo, client = _launch(service)
+    try:
+        before = client.predict("oxaloacetate cognitive function trial", api_name="/ask")
+        assert {s["doc_id"] for s in before["studies"]} == {"seed.md"}
+        source = next(CORPUS.glob("2025-09-23_Relationships_Between_Fatigue*"))
+        shutil.copy(source, docs / source.name)
+        status, about = client.predict(api_name="/rebuild")
+        assert "1 added" in status and "Summaries:** 2" in about
+        after = client.predict("oxaloacetate cognitive function trial", api_name="/ask")
+        assert after["studies"][0]["doc_id"] == source.name
+    finally:
+        demo.close()
