@@ -11,13 +11,13 @@ from markdown_it import MarkdownIt
 from qa.documents import LABELLED_BULLET, METADATA_LABELS, Citation, Document
 
 #: Bump when chunk boundaries or embedded text change: the index is then rebuilt.
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 
 _MD = MarkdownIt("commonmark")
 _DRUG_MARK = re.compile(r"\s*\U0001f48a")  # the 💊 appended after drug names: noise for search
 # No library splits sentences well without downloaded data (nltk punkt, spaCy models), and
 # summaries are edited English prose, so a rule on ". " before a capital or digit does well.
-_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
 
 TokenCounter = Callable[[str], int]
 

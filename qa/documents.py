@@ -69,7 +69,8 @@ class Citation:
 
     def as_text(self) -> str:
         """One-line plain-text citation, e.g. for copying."""
-        parts = [self.authors or self.label, f"({self.year or 'n.d.'})", self.title + "."]
+        who = [self.authors, f"({self.year or 'n.d.'})"] if self.authors else [self.label]
+        parts = [*who, self.title + "."]
         if self.publisher:
             parts.append(self.publisher.rstrip(".") + ".")
         if self.url:
@@ -220,7 +221,11 @@ def _pick_link(fields: dict[str, str], links: list[str]) -> tuple[str, str]:
     if "doi.org/10." in link:
         return link, unquote(link.split("doi.org/", 1)[1]).rstrip(".")
     doi_match = _DOI.search(raw)
-    return link, doi_match.group(1) if doi_match else ""
+    # A DOI inside a publisher URL is followed by page names, not part of the DOI.
+    doi = (
+        re.sub(r"/(abstract|full|fulltext|pdf|epdf|html|meta)$", "", doi_match.group(1)) if doi_match else ""
+    )
+    return link, doi
 
 
 def parse_document(path: Path, raw: bytes) -> Document:

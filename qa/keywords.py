@@ -25,7 +25,7 @@ def tokenize(text: str) -> list[str]:
     text = text.lower()
     words = [w for w in _WORD.findall(text) if (len(w) > 1 or w.isdigit()) and w not in _STOPWORDS]
     words += [re.sub(r"[-/]", "", c) for c in _COMPOUND.findall(text)]
-    return _stem(tuple(words))
+    return list(_stem(tuple(words)))
 
 
 @lru_cache(maxsize=4096)

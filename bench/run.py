@@ -1,0 +1,122 @@
+"""Benchmark: build and update times, warm query latency per mode, and retrieval quality.
+
+Usage: python bench/run.py [--corpus DIR] [--questions FILE] [--nfcorpus DIR] [--skip-nfcorpus]
+
+Prints one Markdown report; the README quotes its latest output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qa.documents import load_folder  # noqa: E402
+from qa.embedding import get_embedder  # noqa: E402
+from qa.index import update_index  # noqa: E402
+from qa.search import MODES, Searcher  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100
+    low, high = int(pos), min(int(pos) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def timed(fn, *args, **kwargs):
+    """(result, seconds) of one call."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def bench_index(corpus: Path, embedder) -> tuple[list[str], Searcher]:
+    """Full build, one-edit update and no-change update on a temporary copy of the corpus."""
+    work = Path(tempfile.mkdtemp(prefix="qa-bench-"))
+    docs = work / "docs"
+    shutil.copytree(corpus, docs)
+    folder = work / "index"
+    (index, report), full = timed(update_index, folder, load_folder(docs), embedder)
+    victim = sorted(docs.glob("*.md"))[len(index.documents) // 2]
+    victim.write_text(victim.read_text(encoding="utf-8") + "\nOne more sentence for the benchmark.\n", encoding="utf-8")
+    (_, one), one_s = timed(update_index, folder, load_folder(docs), embedder)
+    (index, none), none_s = timed(update_index, folder, load_folder(docs), embedder)
+    _, load_s = timed(load_folder, docs)
+    rows = [
+        "| step | seconds | what |",
+        "|---|---:|---|",
+        f"| full build | {full:.1f} | {len(report.added)} summaries, {report.embedded_chunks} passages embedded |",
+        f"| update after editing one summary | {one_s:.2f} | {one.summary()} |",
+        f"| update with no change | {none_s:.2f} | {none.summary()} |",
+        f"| (of which reading and parsing all summaries) | {load_s:.2f} | |",
+    ]
+    return rows, Searcher(index, embedder)
+
+
+def bench_latency(searcher: Searcher, questions: list[str], repeats: int = 3) -> list[str]:
+    """Warm latency of `Searcher.search` per mode, over the question set."""
+    rows = ["| mode | p50 ms | p95 ms | mean ms | queries |", "|---|---:|---:|---:|---:|"]
+    for mode in MODES:
+        for q in questions[:5]:  # warm-up
+            searcher.search(q, k=10, mode=mode)
+        times = []
+        for _ in range(repeats):
+            for q in questions:
+                _, seconds = timed(searcher.search, q, k=10, mode=mode)
+                times.append(seconds * 1000)
+        rows.append(
+            f"| {mode} | {percentile(times, 50):.1f} | {percentile(times, 95):.1f} | "
+            f"{statistics.mean(times):.1f} | {len(times)} |"
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=SHARED / "corpus" / "summaries")
+    parser.add_argument("--questions", type=Path, default=SHARED / "eval" / "questions-dev.jsonl")
+    parser.add_argument("--nfcorpus", type=Path, default=SHARED / "benchmarks" / "nfcorpus")
+    parser.add_argument("--skip-nfcorpus", action="store_true", help="skip the public benchmark (minutes)")
+    args = parser.parse_args()
+
+    print("# summary-qa benchmark\n")
+    print(
+        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}\n"
+    )
+    (embedder, load_s) = timed(get_embedder, "")
+    print(f"Model: {embedder.name}, loaded in {load_s:.1f} s\n")
+    print("## Index\n")
+    rows, searcher = bench_index(args.corpus, embedder)
+    print("\n".join(rows) + "\n")
+
+    import json
+
+    questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
+    print(f"## Warm query latency ({len(questions)} dev questions, k=10, whole search call)\n")
+    print("\n".join(bench_latency(searcher, [q["question"] for q in questions])) + "\n")
+    try:
+        from bench.quality import quality_report
+    except ImportError:
+        return 0
+    print("\n".join(quality_report(searcher, args.questions, None if args.skip_nfcorpus else args.nfcorpus)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
