@@ -15,7 +15,7 @@ from qa.config import CATEGORY_TAGS, DEFAULT_K
 from qa.documents import load_folder
 from qa.embedding import Embedder, get_embedder
 from qa.highlight import highlight_many
-from qa.index import Index, UpdateReport, update_index
+from qa.index import Index, Progress, UpdateReport, update_index
 from qa.render import answer_html
 from qa.search import Answer, Filters, Searcher
 
@@ -204,23 +204,19 @@ def build_app(service: Service) -> gr.Blocks:
     return demo
 
 
-def make_service(docs: Path, index_dir: Path, model: str = "") -> Service:
+def make_service(docs: Path, index_dir: Path, model: str = "", progress: Progress | None = None) -> Service:
     """Bring the index up to date with `docs` and return a ready `Service`."""
     embedder = get_embedder(model)
     loaded = load_folder(docs)
-    index, report = update_index(index_dir, loaded, embedder)
+    index, report = update_index(index_dir, loaded, embedder, progress=progress)
     service = Service(docs, index_dir, embedder, Searcher(index, embedder), report)
     service.problems = [str(p) for p in loaded.problems]
     service.last_rebuild = time.strftime("%Y-%m-%d %H:%M:%S")
     return service
 
 
-def serve(docs: Path, index_dir: Path, model: str = "", host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Update the index, then serve the app until interrupted."""
-    service = make_service(docs, index_dir, model)
-    for problem in service.problems:
-        print(f"warning: skipped {problem}")
-    print(f"index: {len(service.searcher.index.documents)} summaries; {service.last_report.summary()}")
+def serve(service: Service, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Serve the app until interrupted (loopback by default, never a share link)."""
     build_app(service).launch(
         server_name=host, server_port=port, share=False, css=CSS, theme=gr.themes.Default()
     )

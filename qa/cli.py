@@ -150,9 +150,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`qa serve`."""
-    from qa.app import serve
+    from qa.app import make_service, serve
 
-    serve(args.docs, args.index, args.model, host=args.host, port=args.port)
+    service = make_service(args.docs, args.index, args.model, progress=_tqdm_progress())
+    for problem in service.problems:
+        print(f"warning: skipped {problem}", file=sys.stderr)
+    index = service.searcher.index
+    print(f"index: {len(index.documents)} summaries; {service.last_report.summary()}")
+    print(f"serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)")
+    serve(service, host=args.host, port=args.port)
     return 0
 
 

@@ -50,7 +50,7 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Number of word pieces the model sees for `text` (with special tokens)."""
-        return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+        return len(self.model.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Encode texts to an (n, dimension) float32 array of unit vectors."""
