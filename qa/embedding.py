@@ -52,6 +52,10 @@ class Embedder:
         """Number of word pieces the model sees for `text` (with special tokens)."""
         return len(self.model.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
+    def is_common_word(self, word: str) -> bool:
+        """Whether the model's vocabulary holds `word` as a single piece (an everyday word)."""
+        return len(self.model.tokenizer.tokenize(word.lower())) == 1
+
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Encode texts to an (n, dimension) float32 array of unit vectors."""
         if not texts:

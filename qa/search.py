@@ -178,11 +178,20 @@ class Searcher:
         return True, ""
 
     def unknown_terms(self, question: str) -> list[str]:
-        """Distinctive words of the question that occur in no summary at all."""
-        words = re.findall(r"[\w-]{5,}", question)
-        unknown = []
+        """Distinctive words of the question that occur in no summary at all.
+
+        A word counts as distinctive when the model's general vocabulary does not know it
+        as one piece (drug names, gene names) or it is an acronym. Common words missing
+        from a small corpus, and questions mostly in another language, say nothing.
+        """
+        words = re.findall(r"[^\W\d_][\w-]{2,}", question)
+        known, unknown = 0, []
         for word in words:
             tokens = tokenize(word)
-            if tokens and all(self.index.keywords.doc_freq(t) == 0 for t in tokens):
+            if not tokens:
+                continue
+            if any(self.index.keywords.doc_freq(t) > 0 for t in tokens):
+                known += 1
+            elif (word.isupper() and len(word) >= 3) or not self.embedder.is_common_word(word):
                 unknown.append(word)
-        return unknown
+        return unknown if known >= len(unknown) else []
