@@ -25,7 +25,7 @@ index: setup
 # Debian's chromium for the browser test (never a browser download).
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v /usr/bin/chromium >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null) || \
 	  echo "warning: could not install chromium; the browser test will be skipped"
 
 test: setup browser

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
 import gradio as gr
 
 from qa.answer import DISCLAIMER, answer_to_dict
+from qa.chunking import sections
+from qa.citations import to_bibtex, to_ris, to_text
 from qa.config import CATEGORY_TAGS, DEFAULT_K
-from qa.documents import load_folder
+from qa.documents import Citation, Document, load_document, load_folder
 from qa.embedding import Embedder, get_embedder
+from qa.errors import DocumentError
+from qa.followup import wants_study, with_context
 from qa.highlight import highlight_many
 from qa.index import Index, Progress, UpdateReport, update_index
-from qa.render import answer_html
+from qa.render import answer_html, source_html
 from qa.search import Answer, Filters, Searcher
 
 EXAMPLES = [
@@ -72,6 +78,41 @@ class Service:
             at += len(study.passages)
         return result
 
+    def citations(self, doc_ids: list[str]) -> list[Citation]:
+        """The citations of indexed studies, in the order given."""
+        index = self.searcher.index
+        return [chunks[0].citation for d in doc_ids if (chunks := index.chunks_of(d))]
+
+    def source(self, doc_id: str) -> str:
+        """HTML of a whole summary for the source view (from its file, else from the index)."""
+        index = self.searcher.index
+        entry = index.documents.get(doc_id)
+        if entry is None:
+            return "<p>That study is no longer in the index.</p>"
+        try:
+            doc = load_document(Path(entry["path"]))
+            parts = [(sec.heading, sec.text) for sec in sections(doc)]
+        except DocumentError:
+            chunks = index.chunks_of(doc_id)
+            c = chunks[0].citation
+            doc = Document(
+                doc_id,
+                Path(entry["path"]),
+                c.title,
+                "",
+                "",
+                c.tags,
+                published=c.published,
+                label=c.label,
+                year=c.year,
+                authors=c.authors,
+                publisher=c.publisher,
+                link=c.link,
+                doi=c.doi,
+            )
+            parts = [(ch.section, ch.text) for ch in chunks]
+        return source_html(doc, parts)
+
     def rebuild(self, progress=None) -> UpdateReport:
         """Re-read the summaries, update the index, and swap it in without a restart."""
         with self.lock:
@@ -114,6 +155,18 @@ def parse_filters(tags: list[str] | None, date_from: str, date_to: str) -> Filte
     return Filters(tuple(t for t in (tags or []) if t in CATEGORY_TAGS), start, end)
 
 
+def _export(kind: str, doc_ids: list[str], service: Service) -> str | None:
+    citations = service.citations(doc_ids)
+    if not citations:
+        gr.Warning("Ask a question first: there are no cited studies to export yet.")
+        return None
+    text = to_bibtex(citations) if kind == "bib" else to_ris(citations)
+    folder = Path(tempfile.mkdtemp(prefix="qa-cite-"))
+    path = folder / f"cited-studies.{kind}"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
 def build_app(service: Service) -> gr.Blocks:
     """The Gradio Blocks app wired to `service`."""
 
@@ -123,33 +176,73 @@ def build_app(service: Service) -> gr.Blocks:
         date_from: str = "",
         date_to: str = "",
         k: int = DEFAULT_K,
+        previous: str = "",
     ) -> dict:
-        """Search the summaries; returns studies with cited passages, highlights and scores."""
-        answer = service.ask(question, parse_filters(tags, date_from, date_to), int(k))
+        """Search the research summaries for passages that answer a question about ME/CFS or Long COVID.
+
+        Returns the ranked studies, each with citation fields (label, authors, year, title,
+        publisher, DOI/url, tags), its best passages with section names, the sentences that
+        best answer the question, and scores. `covered` is false when no summary seems to
+        answer; the nearest passages are then still returned.
+
+        Args:
+            question: the question, in plain words.
+            tags: only studies with any of these tags: Treatment, Biomarker, Landmark, Trial, News.
+            date_from: only studies published on or after this date (YYYY, YYYY-MM or YYYY-MM-DD).
+            date_to: only studies published on or before this date.
+            k: how many studies to return (1-20).
+            previous: the previous question, so a short follow-up ("and in Long COVID?") is read with it.
+        """
+        searched = with_context(question, previous or "")
+        answer = service.ask(searched, parse_filters(tags, date_from, date_to), max(1, min(int(k), 20)))
         data = answer_to_dict(answer)
+        data["question"], data["searched"] = question, searched
         marks = service.highlights(answer)
         for study in data["studies"]:
             for passage, sentences in zip(study["passages"], marks.get(study["rank"], [])):
                 passage["highlights"] = [s.text for s in sentences if s.marked]
         return data
 
-    def respond(message: str, history: list, tags, date_from, date_to, k):
+    def respond(message: str, history: list, last: dict, tags, date_from, date_to, k):
         message = (message or "").strip()
+        choices = gr.update()
         if not message:
-            return "", history
+            return "", history, last, choices
+        wanted = wants_study(message)
+        if wanted and last.get("studies"):
+            ids = last["studies"]
+            if 1 <= wanted <= len(ids):
+                reply = service.source(ids[wanted - 1])
+            else:
+                reply = f"<p>There is no study {wanted} in the last answer (1 to {len(ids)}).</p>"
+            history = [
+                *history,
+                {"role": "user", "content": message},
+                {"role": "assistant", "content": reply},
+            ]
+            return "", history, last, choices
         try:
             filters = parse_filters(tags, date_from, date_to)
         except ValueError as exc:
             gr.Warning(str(exc))
-            return message, history
-        answer = service.ask(message, filters, int(k))
+            return message, history, last, choices
+        searched = with_context(message, last.get("question", ""))
+        answer = service.ask(searched, filters, int(k))
         html = answer_html(answer, service.highlights(answer))
-        history = [
-            *history,
-            {"role": "user", "content": message},
-            {"role": "assistant", "content": html},
+        if searched != message:
+            html = f'<p class="qa-filters">Read as a follow-up: “{escape(searched)}”</p>' + html
+        history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": html}]
+        last = {"question": searched, "studies": [s.doc_id for s in answer.studies]}
+        labels = [
+            (f"{s.rank}. {s.citation.label} — {s.citation.title[:70]}", s.doc_id) for s in answer.studies
         ]
-        return "", history
+        return "", history, last, gr.update(choices=labels, value=None)
+
+    def open_source(doc_id: str | None) -> str:
+        return service.source(doc_id) if doc_id else ""
+
+    def citations_text(last: dict) -> str:
+        return to_text(service.citations(last.get("studies", [])))
 
     def rebuild(progress=gr.Progress()):
         def report(done: int, total: int, what: str) -> None:
@@ -160,10 +253,13 @@ def build_app(service: Service) -> gr.Blocks:
         return f"Index updated: {result.summary()}.", service.about()
 
     with gr.Blocks(title="Research summaries Q&A") as demo:
+        last = gr.State({"question": "", "studies": []})
         gr.Markdown(
             "# Ask the ME/CFS and Long COVID research summaries\n"
             "Type a question. You get the passages of the summaries that answer it, each with "
-            f"its study and a link to the paper. *{DISCLAIMER}*"
+            'its study and a link to the paper. Ask a short follow-up ("and in Long COVID?") '
+            'or say "tell me more about 2" to read a study in full. '
+            f"*{DISCLAIMER}*"
         )
         with gr.Row():
             with gr.Column(scale=3):
@@ -183,7 +279,17 @@ def build_app(service: Service) -> gr.Blocks:
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                 gr.Examples(EXAMPLES, inputs=question, label="Example questions")
-                clear = gr.Button("New conversation", size="sm")
+                clear = gr.Button("New conversation", size="sm", elem_id="qa-new")
+                with gr.Accordion("Read a cited study in full", open=False, elem_id="qa-source-box"):
+                    pick = gr.Dropdown(choices=[], label="Cited study", elem_id="qa-source-pick")
+                    source = gr.HTML(elem_id="qa-source")
+                with gr.Accordion("Cite these studies", open=False):
+                    with gr.Row():
+                        as_text = gr.Button("Citations as text", size="sm", elem_id="qa-cite-text")
+                        as_bib = gr.Button("BibTeX file", size="sm", elem_id="qa-cite-bib")
+                        as_ris = gr.Button("RIS file", size="sm", elem_id="qa-cite-ris")
+                    cite_box = gr.Textbox(label="Citations", lines=4, buttons=["copy"], elem_id="qa-cite-box")
+                    cite_file = gr.File(label="Download", elem_id="qa-cite-file")
             with gr.Column(scale=1):
                 with gr.Accordion("Filters (apply to the next question)", open=True):
                     tags = gr.CheckboxGroup(list(CATEGORY_TAGS), label="Study type", elem_id="qa-tags")
@@ -191,14 +297,25 @@ def build_app(service: Service) -> gr.Blocks:
                     date_to = gr.Textbox(label="Published to", placeholder="YYYY or YYYY-MM-DD")
                     k = gr.Slider(1, 10, value=DEFAULT_K, step=1, label="Studies shown")
                 with gr.Accordion("About this index", open=False):
-                    about = gr.Markdown(service.about())
+                    about = gr.Markdown(service.about(), elem_id="qa-about")
                     rebuild_button = gr.Button("Rebuild index", elem_id="qa-rebuild")
                     status = gr.Markdown()
 
-        inputs = [question, chatbot, tags, date_from, date_to, k]
-        send.click(respond, inputs, [question, chatbot], api_visibility="private")
-        question.submit(respond, inputs, [question, chatbot], api_visibility="private")
-        clear.click(lambda: ([], ""), None, [chatbot, question], api_visibility="private")
+        private = {"api_visibility": "private"}
+        inputs = [question, chatbot, last, tags, date_from, date_to, k]
+        outputs = [question, chatbot, last, pick]
+        send.click(respond, inputs, outputs, **private)
+        question.submit(respond, inputs, outputs, **private)
+        clear.click(
+            lambda: ([], "", {"question": "", "studies": []}, gr.update(choices=[], value=None), ""),
+            None,
+            [chatbot, question, last, pick, source],
+            **private,
+        )
+        pick.change(open_source, pick, source, **private)
+        as_text.click(citations_text, last, cite_box, **private)
+        as_bib.click(lambda st: _export("bib", st.get("studies", []), service), last, cite_file, **private)
+        as_ris.click(lambda st: _export("ris", st.get("studies", []), service), last, cite_file, **private)
         rebuild_button.click(rebuild, None, [status, about], api_name="rebuild")
         gr.api(ask, api_name="ask")
     return demo
@@ -215,8 +332,11 @@ def make_service(docs: Path, index_dir: Path, model: str = "", progress: Progres
     return service
 
 
-def serve(service: Service, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Serve the app until interrupted (loopback by default, never a share link)."""
+def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, mcp: bool = False) -> None:
+    """Serve the app until interrupted (loopback by default, never a share link).
+
+    With `mcp`, the `/ask` endpoint is also an MCP tool for AI assistants (needs gradio[mcp]).
+    """
     build_app(service).launch(
-        server_name=host, server_port=port, share=False, css=CSS, theme=gr.themes.Default()
+        server_name=host, server_port=port, share=False, css=CSS, theme=gr.themes.Default(), mcp_server=mcp
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED
+from qa.documents import Document
 from qa.highlight import Sentence
 from qa.search import Answer, StudyHit
 
@@ -81,3 +82,25 @@ def answer_html(answer: Answer, highlights: dict[int, list[list[Sentence]]] | No
         parts.append(f'<p class="qa-filters">Filters: {escape("; ".join(shown))}</p>')
     parts.append(f'<p class="qa-disclaimer">{DISCLAIMER}</p>')
     return "\n".join(parts)
+
+
+def source_html(doc: Document, parts: list[tuple[str, str]]) -> str:
+    """A whole summary for the source view: metadata, then every section, all escaped."""
+    c = doc.citation
+    rows = [
+        ("Authors", doc.authors),
+        ("Institutes", doc.institutes),
+        ("Publisher", doc.publisher),
+        ("Published", doc.published),
+        ("Tags", ", ".join(doc.tags)),
+        *doc.extra.items(),
+    ]
+    meta = "".join(f"<li><strong>{escape(k)}:</strong> {escape(v)}</li>" for k, v in rows if v)
+    body = "".join(
+        f'<h4 class="qa-section">{escape(h)}</h4><div class="qa-passage">{escape(t)}</div>' for h, t in parts
+    )
+    return (
+        f'<div class="qa-source"><h3>{escape(c.label)} — {escape(c.title)}</h3>'
+        f"<p>{link_html(c.url, c.url or 'no link given')}</p><ul>{meta}</ul>{body}"
+        f'<p class="qa-also">File: {escape(doc.doc_id)}</p></div>'
+    )

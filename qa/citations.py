@@ -1,0 +1,61 @@
+"""Citations out: plain text, BibTeX and RIS for the studies of an answer."""
+
+from __future__ import annotations
+
+import re
+
+from qa.documents import Citation
+
+
+def _authors(citation: Citation) -> list[str]:
+    names = [a.strip() for a in re.split(r",|;| and ", citation.authors) if a.strip()]
+    return [n for n in names if n.lower() not in ("et al", "et al.")]
+
+
+def _key(citation: Citation, taken: set[str]) -> str:
+    first = (_authors(citation) or [citation.label])[0].split()[-1] if citation.label else "study"
+    base = re.sub(r"[^A-Za-z0-9]", "", first) + (citation.year or "nd")
+    key, n = base, 1
+    while key in taken:
+        n += 1
+        key = f"{base}{chr(ord('a') + n - 1)}"
+    taken.add(key)
+    return key
+
+
+def _bib_escape(text: str) -> str:
+    return re.sub(r"([{}%&$#_])", r"\\\1", text)
+
+
+def to_text(citations: list[Citation]) -> str:
+    """One numbered plain-text citation a line."""
+    return "\n".join(f"{n}. {c.as_text()}" for n, c in enumerate(citations, start=1))
+
+
+def to_bibtex(citations: list[Citation]) -> str:
+    """BibTeX entries (@article, or @misc without a publisher)."""
+    entries, taken = [], set()
+    for c in citations:
+        fields = [("title", c.title), ("author", " and ".join(_authors(c)))]
+        fields += [("journal" if c.publisher else "howpublished", c.publisher), ("year", c.year)]
+        fields += [("doi", c.doi), ("url", c.url)]
+        body = ",\n".join(f"  {k} = {{{_bib_escape(v)}}}" for k, v in fields if v)
+        kind = "article" if c.publisher and c.doi else "misc"
+        entries.append(f"@{kind}{{{_key(c, taken)},\n{body}\n}}")
+    return "\n\n".join(entries) + "\n"
+
+
+def to_ris(citations: list[Citation]) -> str:
+    """RIS records, readable by Zotero, EndNote and Mendeley."""
+    records = []
+    for c in citations:
+        lines = ["TY  - JOUR" if c.doi else "TY  - GEN", f"TI  - {c.title}"]
+        lines += [f"AU  - {a}" for a in _authors(c)]
+        lines += [f"PY  - {c.year}"] if c.year else []
+        lines += [f"JO  - {c.publisher}"] if c.publisher else []
+        lines += [f"DO  - {c.doi}"] if c.doi else []
+        lines += [f"UR  - {c.url}"] if c.url else []
+        lines += [f"KW  - {t}" for t in c.tags]
+        lines.append("ER  - ")
+        records.append("\n".join(lines))
+    return "\n\n".join(records) + "\n"
