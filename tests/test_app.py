@@ -20,12 +20,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(service: Service):
+def _launch(service: Service, mcp: bool = False):
     from gradio_client import Client
 
     demo = build_app(service)
     port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        css=CSS,
+        mcp_server=mcp,
+    )
     return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
 
 
@@ -75,5 +82,22 @@ def test_rebuild_picks_up_a_new_summary_without_restart(tmp_path, embedder):
         assert "1 added" in status and "Summaries:** 2" in about
         after = client.predict("oxaloacetate cognitive function trial", api_name="/ask")
         assert after["studies"][0]["doc_id"] == source.name
+    finally:
+        demo.close()
+
+
+def test_mcp_server_lists_the_ask_tool(tmp_path):
+    import httpx
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
+    demo, client = _launch(make_service(docs, tmp_path / "idx"), mcp=True)
+    try:
+        schema = httpx.get(client.src.rstrip("/") + "/gradio_api/mcp/schema", timeout=30).json()
+        tools = {tool["name"]: tool for tool in schema}
+        ask = next(tool for name, tool in tools.items() if name.endswith("ask"))
+        assert "question" in ask["inputSchema"]["properties"]
+        assert "research summaries" in ask["description"]
     finally:
         demo.close()
