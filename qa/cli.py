@@ -80,6 +80,47 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", default=config.DEFAULT_HOST, help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=config.DEFAULT_PORT, help="port (default: %(default)s)")
+    p.add_argument(
+        "--mcp", action="store_true", help="also serve /ask as an MCP tool for AI assistants (gradio[mcp])"
+    )
+
+    p = sub.add_parser(
+        "eval",
+        help="measure retrieval on a question set or a BEIR benchmark folder",
+        description="Run questions through the same search the app uses and report hit@5, top1, "
+        "recall@10, mrr@10, ndcg@10 and not-covered flags, overall and per question kind.",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--questions", type=Path, help="JSONL question set with graded relevant files")
+    source.add_argument(
+        "--beir", type=Path, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/); indexed on first use"
+    )
+    p.add_argument(
+        "--split", choices=("test", "dev"), default="test", help="BEIR qrels split (default: test)"
+    )
+    p.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help=f"with --questions: folder of summaries (default: {config.DEFAULT_DOCS}, env QA_DOCS)",
+    )
+    p.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        help=f"folder of the index (default: {config.DEFAULT_INDEX}, env QA_INDEX; "
+        "with --beir: index-beir/<folder name>)",
+    )
+    p.add_argument(
+        "--model",
+        default=config.DEFAULT_MODEL,
+        help="sentence-transformers model id (already cached) or local path; default: the "
+        "bundled all-MiniLM-L6-v2 (env QA_MODEL)",
+    )
+    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retrieval method")
+    p.add_argument("-k", type=int, default=10, help="studies retrieved per question (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar while indexing")
     return parser
 
 
@@ -158,14 +199,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
     index = service.searcher.index
     print(f"index: {len(index.documents)} summaries; {service.last_report.summary()}")
     print(f"serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)")
-    serve(service, host=args.host, port=args.port)
+    serve(service, host=args.host, port=args.port, mcp=args.mcp)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """`qa eval`."""
+    from qa.evaluation import (
+        BEIR_INDEX_ROOT,
+        evaluate,
+        format_report,
+        load_beir,
+        load_questions,
+        report_to_dict,
+    )
+    from qa.search import Searcher
+
+    if args.beir:
+        from qa.documents import LoadResult
+        from qa.embedding import get_embedder
+        from qa.index import update_index
+
+        documents, questions = load_beir(args.beir, args.split)
+        index_dir = args.index or BEIR_INDEX_ROOT / args.beir.resolve().name
+        embedder = get_embedder(args.model)
+        progress = None if args.quiet else _tqdm_progress()
+        index, _ = update_index(index_dir, LoadResult(tuple(documents), ()), embedder, progress=progress)
+    else:
+        questions = load_questions(args.questions)
+        index_dir = args.index or config.DEFAULT_INDEX
+        index, _, embedder = refresh_index(
+            args.docs or config.DEFAULT_DOCS, index_dir, args.model, quiet=args.quiet
+        )
+        missing = sorted({name for q in questions for name in q.relevant} - set(index.documents))
+        if missing:
+            print(
+                f"warning: {len(missing)} judged file(s) are not in the index, e.g. {missing[0]}; "
+                "is --docs the folder the questions were written for?",
+                file=sys.stderr,
+            )
+    report = evaluate(Searcher(index, embedder), questions, k=args.k, mode=args.mode)
+    if args.json:
+        print(json.dumps(report_to_dict(report), ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qa` command."""
     args = build_parser().parse_args(argv)
-    handler = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve}[args.command]
+    handler = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval}[args.command]
     try:
         return handler(args)
     except QAError as exc:
