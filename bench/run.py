@@ -53,7 +53,9 @@ def bench_index(corpus: Path, embedder) -> tuple[list[str], Searcher]:
     folder = work / "index"
     (index, report), full = timed(update_index, folder, load_folder(docs), embedder)
     victim = sorted(docs.glob("*.md"))[len(index.documents) // 2]
-    victim.write_text(victim.read_text(encoding="utf-8") + "\nOne more sentence for the benchmark.\n", encoding="utf-8")
+    victim.write_text(
+        victim.read_text(encoding="utf-8") + "\nOne more sentence for the benchmark.\n", encoding="utf-8"
+    )
     (_, one), one_s = timed(update_index, folder, load_folder(docs), embedder)
     (index, none), none_s = timed(update_index, folder, load_folder(docs), embedder)
     _, load_s = timed(load_folder, docs)
@@ -110,10 +112,8 @@ def main() -> int:
     questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
     print(f"## Warm query latency ({len(questions)} dev questions, k=10, whole search call)\n")
     print("\n".join(bench_latency(searcher, [q["question"] for q in questions])) + "\n")
-    try:
-        from bench.quality import quality_report
-    except ImportError:
-        return 0
+    from quality import quality_report  # bench/ is on sys.path when run as a script
+
     print("\n".join(quality_report(searcher, args.questions, None if args.skip_nfcorpus else args.nfcorpus)))
     return 0
 

@@ -1,6 +1,6 @@
 """The index on disk: FAISS vectors, BM25 keywords, chunks and a manifest; built and updated.
 
-Files of one generation (`vectors-N.faiss`, `chunks-N.jsonl`, `keywords-N/`) are written
+Files of one generation (`vectors-N.faiss`, `chunks-N.jsonl`, `keywords-N/`, `studies-N/`) are written
 first; `manifest.json`, which names the generation, is replaced last with an atomic rename.
 A crash at any point leaves the previous index readable.
 """
@@ -86,12 +86,14 @@ class Index:
         chunks: dict[int, Chunk],
         vectors: faiss.Index,
         keywords: KeywordIndex,
+        study_keywords: KeywordIndex,
     ) -> None:
         self.folder = folder
         self.manifest = manifest
         self.chunks = chunks
         self.vectors = vectors
-        self.keywords = keywords
+        self.keywords = keywords  # BM25 over passages
+        self.study_keywords = study_keywords  # BM25 over whole summaries, ids are doc ids
 
     @property
     def model(self) -> str:
@@ -123,7 +125,7 @@ class Index:
             "documents": {},
         }
         vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dimension))
-        return cls(folder, manifest, {}, vectors, KeywordIndex.build([], []))
+        return cls(folder, manifest, {}, vectors, KeywordIndex.build([], []), KeywordIndex.build([], []))
 
     @classmethod
     def load(cls, folder: Path) -> Index:
@@ -139,13 +141,18 @@ class Index:
             with open(folder / f"chunks-{gen}.jsonl", encoding="utf-8") as fh:
                 chunks = dict(_chunk_from_json(line) for line in fh if line.strip())
             keywords = KeywordIndex.load(folder / f"keywords-{gen}")
+            studies_dir = folder / f"studies-{gen}"
+            study_keywords = KeywordIndex.load(studies_dir) if studies_dir.exists() else None
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexStateError(
                 f"the index in {folder} is damaged ({type(exc).__name__}: {exc}); {rebuild}"
             ) from None
         if manifest.get("format") != FORMAT or vectors.ntotal != len(chunks):
             raise IndexStateError(f"the index in {folder} is inconsistent or too old; {rebuild}")
-        return cls(folder, manifest, chunks, vectors, keywords)
+        index = cls(folder, manifest, chunks, vectors, keywords, study_keywords)
+        if study_keywords is None:  # written before whole-summary BM25 existed: cheap to derive
+            index.study_keywords = build_study_keywords(index)
+        return index
 
     def check_model(self, embedder: Embedder) -> None:
         """Raise if the index was built with another model or dimension than `embedder`."""
@@ -166,9 +173,10 @@ class Index:
         with open(self.folder / f"chunks-{gen}.jsonl", "w", encoding="utf-8") as fh:
             for cid, chunk in self.chunks.items():
                 fh.write(_chunk_to_json(cid, chunk) + "\n")
-        keyword_dir = self.folder / f"keywords-{gen}"
-        shutil.rmtree(keyword_dir, ignore_errors=True)
-        self.keywords.save(keyword_dir)
+        for name, keywords in (("keywords", self.keywords), ("studies", self.study_keywords)):
+            keyword_dir = self.folder / f"{name}-{gen}"
+            shutil.rmtree(keyword_dir, ignore_errors=True)
+            keywords.save(keyword_dir)
         manifest = {**self.manifest, "generation": gen, "updated_at": _now()}
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".manifest-", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -177,12 +185,22 @@ class Index:
             os.fsync(fh.fileno())
         os.replace(tmp, self.folder / MANIFEST)
         self.manifest = manifest
-        current = (f"vectors-{gen}.", f"chunks-{gen}.", f"keywords-{gen}")
+        current = (f"vectors-{gen}.", f"chunks-{gen}.", f"keywords-{gen}", f"studies-{gen}")
         for stale in self.folder.iterdir():
-            if stale.name.startswith(("vectors-", "chunks-", "keywords-")) and not stale.name.startswith(
-                current
-            ):
+            if stale.name.startswith(
+                ("vectors-", "chunks-", "keywords-", "studies-")
+            ) and not stale.name.startswith(current):
                 shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
+
+
+def build_study_keywords(index: Index) -> KeywordIndex:
+    """BM25 over whole summaries (title and every passage), one row per document id."""
+    doc_ids = sorted(index.documents)
+    texts = []
+    for doc_id in doc_ids:
+        chunks = index.chunks_of(doc_id)
+        texts.append("\n".join([chunks[0].citation.title if chunks else "", *(c.text for c in chunks)]))
+    return KeywordIndex.build(doc_ids, texts)
 
 
 def _compatible(index: Index, embedder: Embedder) -> str:
@@ -274,6 +292,9 @@ def update_index(
     if report.touched or not (folder / MANIFEST).exists():
         ordered = sorted(index.chunks)
         index.keywords = KeywordIndex.build(ordered, [index.chunks[i].embed_text for i in ordered])
+        # Whole summaries too: a study about a topic uses its words in every section, and
+        # ranking studies by that as well lifts them above passing mentions.
+        index.study_keywords = build_study_keywords(index)
         if report.rebuilt_reason:
             index.manifest["built_at"] = _now()
         index.save()

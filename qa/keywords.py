@@ -36,7 +36,7 @@ def _stem(words: tuple[str, ...]) -> list[str]:
 class KeywordIndex:
     """A bm25s index whose rows are identified by the vector index's chunk ids."""
 
-    def __init__(self, model: bm25s.BM25, ids: list[int]) -> None:
+    def __init__(self, model: bm25s.BM25, ids: list) -> None:
         self.model = model
         self.ids = ids
         self.vocab: dict[str, int] = model.vocab_dict or {}
@@ -44,8 +44,8 @@ class KeywordIndex:
         self._df = np.diff(model.scores["indptr"]) if ids else np.zeros(0, dtype=np.int64)
 
     @classmethod
-    def build(cls, ids: list[int], texts: list[str]) -> KeywordIndex:
-        """Index `texts`, one row per chunk id."""
+    def build(cls, ids: list, texts: list[str]) -> KeywordIndex:
+        """Index `texts`, one row per id (chunk ids, or doc ids for whole summaries)."""
         model = bm25s.BM25()
         model.index([tokenize(t) or [""] for t in texts] or [[""]], show_progress=False)
         return cls(model, list(ids))
@@ -55,8 +55,8 @@ class KeywordIndex:
         index = self.vocab.get(token)
         return int(self._df[index]) if index is not None and index < len(self._df) else 0
 
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Top `k` (chunk id, BM25 score) for a query; empty if no query word is indexed."""
+    def search(self, query: str, k: int) -> list[tuple]:
+        """Top `k` (id, BM25 score) for a query; empty if no query word is indexed."""
         tokens = [t for t in tokenize(query) if t in self.vocab]
         if not tokens or not self.ids:
             return []

@@ -137,8 +137,24 @@ class Searcher:
             names = files.setdefault(key, [])
             if passage.chunk.doc_id not in names:
                 names.append(passage.chunk.doc_id)
+        score = {key: found[0].score for key, found in grouped.items()}
+        if mode == "hybrid":
+            # A third ranked list, of whole summaries by BM25, fused the same way (RRF): it
+            # lifts studies about the topic above ones that mention it in one passage.
+            # Measured on the dev questions and NFCorpus dev (see bench/): nDCG@10 up.
+            doc_keys = {}
+            for key, names in files.items():
+                for name in names:
+                    doc_keys.setdefault(name, key)
+            seen: set[str] = set()
+            for doc_id, _ in self.index.study_keywords.search(question, CANDIDATES):
+                key = doc_keys.get(doc_id)
+                if key is not None and key not in seen:
+                    score[key] += 1.0 / (RRF_K + len(seen) + 1)
+                    seen.add(key)
+        order = sorted(score, key=score.__getitem__, reverse=True)
         studies = []
-        for rank, key in enumerate(list(grouped)[:k], start=1):
+        for rank, key in enumerate(order[:k], start=1):
             found = grouped[key]
             best = found[0]
             shown = [best]
@@ -156,7 +172,7 @@ class Searcher:
                     rank=rank,
                     doc_id=best.chunk.doc_id,
                     citation=best.chunk.citation,
-                    score=best.score,
+                    score=score[key],
                     passages=tuple(shown),
                     also=tuple(n for n in files[key] if n != best.chunk.doc_id),
                 )
