@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 import threading
 import time
@@ -23,7 +22,7 @@ from qa.followup import wants_study, with_context
 from qa.highlight import highlight_many
 from qa.index import Index, Progress, UpdateReport, update_index
 from qa.render import answer_html, source_html
-from qa.search import Answer, Filters, Searcher
+from qa.search import Answer, Filters, Searcher, parse_filters
 
 EXAMPLES = [
     "Has any antiviral helped ME/CFS patients?",
@@ -35,20 +34,20 @@ EXAMPLES = [
 
 CSS = """
 .gradio-container { font-size: 17px; line-height: 1.55; }
-.qa-study { border-top: 1px solid #c8c8c8; padding: 0.6em 0; }
+.qa-study { border-top: 1px solid var(--border-color-primary); padding: 0.7em 0 0.5em 0; margin-top: 0.4em; }
 .qa-cite { font-size: 1.05em; }
 .qa-num { font-weight: 700; margin-right: 0.2em; }
-.qa-meta { color: #3d3d3d; font-size: 0.92em; margin: 0.2em 0; }
-.qa-tag { display: inline-block; border: 1px solid #6b6b6b; border-radius: 0.8em;
+.qa-meta, .qa-filters, .qa-also, .qa-disclaimer { color: inherit; opacity: 0.85; font-size: 0.92em; }
+.qa-meta a { color: var(--link-text-color); }
+.qa-tag { display: inline-block; border: 1px solid var(--border-color-primary); border-radius: 0.8em;
           padding: 0 0.55em; margin-left: 0.3em; font-size: 0.85em; }
-.qa-section { font-weight: 600; margin-top: 0.4em; }
-.qa-passage { margin: 0.2em 0 0.4em 0; white-space: pre-wrap; }
+.qa-section { font-weight: 600; font-size: 1em; margin: 0.4em 0 0.1em 0; }
+.qa-passage { margin: 0.2em 0 0.4em 0; }
 .qa-passage mark { background: #fff0a8; color: #111; padding: 0 0.1em; }
-.qa-notcovered { background: #fff4e5; border-left: 4px solid #b35c00; padding: 0.5em; }
-.qa-filters, .qa-also, .qa-disclaimer { color: #3d3d3d; font-size: 0.9em; }
+.qa-notcovered { background: var(--background-fill-secondary); color: var(--body-text-color);
+                 border-left: 4px solid #b35c00; padding: 0.5em; }
+.qa-source { font-size: 17px; max-height: 640px; overflow-y: auto; }
 """
-
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
 @dataclass
@@ -70,6 +69,8 @@ class Service:
 
     def highlights(self, answer: Answer) -> dict[int, list]:
         """Per study rank, the marked sentences of each shown passage."""
+        if not answer.covered:  # marking sentences would suggest they answer the question
+            return {}
         texts = [p.chunk.text for s in answer.studies for p in s.passages]
         marked = highlight_many(self.embedder, answer.question, texts) if texts else []
         result, at = {}, 0
@@ -139,20 +140,6 @@ class Service:
         for problem in self.problems:
             lines.append(f"- **Skipped:** {problem}")
         return "\n".join(lines)
-
-
-def parse_filters(tags: list[str] | None, date_from: str, date_to: str) -> Filters:
-    """Filters from the form; raises ValueError with a plain message for a bad date."""
-    dates = []
-    for label, value in (("From", date_from), ("To", date_to)):
-        value = (value or "").strip()
-        if value and not _DATE.match(value):
-            raise ValueError(f"{label} date must look like 2024, 2024-05 or 2024-05-31 (got {value!r})")
-        dates.append(value)
-    start, end = dates
-    if end and len(end) < 10:  # "2024" means to the end of 2024
-        end = end + "-99"
-    return Filters(tuple(t for t in (tags or []) if t in CATEGORY_TAGS), start, end)
 
 
 def _export(kind: str, doc_ids: list[str], service: Service) -> str | None:
@@ -265,6 +252,7 @@ def build_app(service: Service) -> gr.Blocks:
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
                     label="Answers",
+                    show_label=False,
                     height=620,
                     sanitize_html=True,
                     feedback_options=None,

@@ -8,13 +8,17 @@ from qa.documents import Citation
 
 
 def _authors(citation: Citation) -> list[str]:
-    names = [a.strip() for a in re.split(r",|;| and ", citation.authors) if a.strip()]
-    return [n for n in names if n.lower() not in ("et al", "et al.")]
+    names = [a.strip().rstrip(".").strip() for a in re.split(r",|;|&| and ", citation.authors)]
+    return [n for n in names if n and n.lower() not in ("et al", "et al.")]
 
 
 def _key(citation: Citation, taken: set[str]) -> str:
-    first = (_authors(citation) or [citation.label])[0].split()[-1] if citation.label else "study"
-    base = re.sub(r"[^A-Za-z0-9]", "", first) + (citation.year or "nd")
+    authors = _authors(citation)
+    # Without authors (an organisation), the first word of the label: "Wuerzburg ... (2022)".
+    label_word = (re.findall(r"[^\W\d_]+", citation.label) or ["study"])[0]
+    first = authors[0].split()[-1] if authors else label_word
+    base = re.sub(r"[^A-Za-z0-9]", "", first) or "study"
+    base += citation.year or "nd"
     key, n = base, 1
     while key in taken:
         n += 1
@@ -36,11 +40,13 @@ def to_bibtex(citations: list[Citation]) -> str:
     """BibTeX entries (@article, or @misc without a publisher)."""
     entries, taken = [], set()
     for c in citations:
-        fields = [("title", c.title), ("author", " and ".join(_authors(c)))]
-        fields += [("journal" if c.publisher else "howpublished", c.publisher), ("year", c.year)]
-        fields += [("doi", c.doi), ("url", c.url)]
-        body = ",\n".join(f"  {k} = {{{_bib_escape(v)}}}" for k, v in fields if v)
         kind = "article" if c.publisher and c.doi else "misc"
+        fields = [("title", c.title), ("author", " and ".join(_authors(c)))]
+        fields += [("journal" if kind == "article" else "howpublished", c.publisher), ("year", c.year)]
+        body = [f"  {k} = {{{_bib_escape(v)}}}" for k, v in fields if v]
+        # DOIs and URLs are verbatim fields in biblatex and Zotero: escaping would break them.
+        body += [f"  {k} = {{{v}}}" for k, v in (("doi", c.doi), ("url", c.url)) if v]
+        body = ",\n".join(body)
         entries.append(f"@{kind}{{{_key(c, taken)},\n{body}\n}}")
     return "\n\n".join(entries) + "\n"
 

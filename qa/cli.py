@@ -176,11 +176,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from qa.answer import answer_to_dict, answer_to_text
     from qa.embedding import get_embedder
     from qa.index import open_index
-    from qa.search import Filters, Searcher
+    from qa.search import Searcher, parse_filters
 
     embedder = get_embedder(args.model)
     searcher = Searcher(open_index(args.index, embedder), embedder)
-    filters = Filters(tuple(args.tag), args.date_from, args.date_to)
+    try:
+        filters = parse_filters(args.tag, args.date_from, args.date_to)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
     if args.json:
         print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))

@@ -7,11 +7,11 @@ import re
 # Openers and pronouns that lean on what was asked before ("and in Long COVID?", "any trials of it?").
 _LEANING = re.compile(
     r"^(and|or|but|also|what about|how about|and what about|same for|what of|in|for|any|"
-    r"is it|does it|did it|are they|do they)\b|\b(it|its|this|that|these|those|they|them|there)\b",
+    r"is it|does it|did it|are they|do they)\b|\b(it|its|this|these|those|they|them)\b",
     re.I,
 )
 _MORE = re.compile(
-    r"\b(?:more about|open|show|details? (?:of|on|for)|read)\s+(?:study\s*|number\s*|no\.?\s*|#)?(\d+)\b",
+    r"\b(?:more about|open|show|details? (?:of|on|for)|read)\s+(?:study\s*|number\s*|no\.?\s*|#)?(\d{1,2})(?:\s*[.!?]*\s*$|\s+please\b)",
     re.I,
 )
 MAX_FOLLOWUP_WORDS = 8

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED
 from qa.documents import Document
 from qa.highlight import Sentence
 from qa.search import Answer, StudyHit
+
+# The chat renders Markdown around our HTML: characters Markdown would act on become entities,
+# and line breaks become <br> so a blank line cannot end the HTML block.
+_MARKDOWN = {
+    "*": "&#42;",
+    "_": "&#95;",
+    "[": "&#91;",
+    "]": "&#93;",
+    "`": "&#96;",
+    "#": "&#35;",
+    "~": "&#126;",
+    "|": "&#124;",
+    "$": "&#36;",
+    "\\": "&#92;",
+}
+_MARKDOWN.update({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})
+_MARKDOWN_RE = re.compile("|".join(re.escape(c) for c in _MARKDOWN))
+
+
+def text_html(text: str) -> str:
+    """Document text as inert HTML: escaped, Markdown-neutral, line breaks kept."""
+    safe = _MARKDOWN_RE.sub(lambda m: _MARKDOWN[m.group(0)], text)
+    return safe.replace("\n", "<br>")
 
 
 def marked_html(text: str, sentences: list[Sentence]) -> str:
@@ -17,18 +41,18 @@ def marked_html(text: str, sentences: list[Sentence]) -> str:
         at = text.find(sentence.text, cursor)
         if at < 0:
             continue
-        out.append(escape(text[cursor:at]))
-        body = escape(sentence.text)
+        out.append(text_html(text[cursor:at]))
+        body = text_html(sentence.text)
         out.append(f"<mark>{body}</mark>" if sentence.marked else body)
         cursor = at + len(sentence.text)
-    out.append(escape(text[cursor:]))
+    out.append(text_html(text[cursor:]))
     return "".join(out)
 
 
-def link_html(url: str, label: str) -> str:
-    """A link that opens in a new tab, or the plain label if the URL is not http(s)."""
+def link_html(url: str, label: str, fallback: str | None = None) -> str:
+    """A link that opens in a new tab; for a URL that is not http(s), `fallback` (default: the label)."""
     if not url.lower().startswith(("https://", "http://")):
-        return escape(label)
+        return text_html(label if fallback is None else fallback)
     return (
         f'<a href="{escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
     )
@@ -37,25 +61,29 @@ def link_html(url: str, label: str) -> str:
 def study_html(study: StudyHit, highlights: list[list[Sentence]] | None = None) -> str:
     """One numbered study: citation heading, meta line, tags, and its passage(s)."""
     c = study.citation
-    tags = "".join(f'<span class="qa-tag">{escape(t)}</span>' for t in c.tags)
+    tags = "".join(f'<span class="qa-tag">{text_html(t)}</span>' for t in c.tags)
     meta = " · ".join(
         x
-        for x in (escape(c.publisher), escape(c.published[:4] or c.year), link_html(c.url, "Read the paper"))
+        for x in (
+            text_html(c.publisher),
+            text_html(c.published[:4] or c.year),
+            link_html(c.url, "Read the paper", ""),
+        )
         if x
     )
     parts = [
         f'<div class="qa-study" data-rank="{study.rank}">',
         f'<div class="qa-cite"><span class="qa-num">{study.rank}.</span> '
-        f"<strong>{escape(c.label)}</strong> — {escape(c.title)}</div>",
+        f"<strong>{text_html(c.label)}</strong> — {text_html(c.title)}</div>",
         f'<div class="qa-meta">{meta} {tags}</div>',
     ]
     for n, passage in enumerate(study.passages):
         sentences = highlights[n] if highlights and n < len(highlights) else []
-        body = marked_html(passage.chunk.text, sentences) if sentences else escape(passage.chunk.text)
-        parts.append(f'<div class="qa-section">{escape(passage.chunk.section)}</div>')
+        body = marked_html(passage.chunk.text, sentences) if sentences else text_html(passage.chunk.text)
+        parts.append(f'<div class="qa-section">{text_html(passage.chunk.section)}</div>')
         parts.append(f'<blockquote class="qa-passage">{body}</blockquote>')
     if study.also:
-        parts.append(f'<div class="qa-also">Also summarised as: {escape(", ".join(study.also))}</div>')
+        parts.append(f'<div class="qa-also">Also summarised as: {text_html(", ".join(study.also))}</div>')
     parts.append("</div>")
     return "\n".join(parts)
 
@@ -65,10 +93,12 @@ def answer_html(answer: Answer, highlights: dict[int, list[list[Sentence]]] | No
     highlights = highlights or {}
     parts = []
     if not answer.studies:
-        parts.append(f'<p class="qa-notcovered"><strong>{NOT_COVERED}</strong> {escape(answer.reason)}</p>')
+        parts.append(
+            f'<p class="qa-notcovered"><strong>{NOT_COVERED}</strong> {text_html(answer.reason)}</p>'
+        )
     elif not answer.covered:
         parts.append(
-            f'<p class="qa-notcovered"><strong>{NOT_COVERED}</strong> {escape(answer.reason)}<br>{CLOSEST}</p>'
+            f'<p class="qa-notcovered"><strong>{NOT_COVERED}</strong> {text_html(answer.reason)}<br>{CLOSEST}</p>'
         )
     for study in answer.studies:
         parts.append(study_html(study, highlights.get(study.rank)))
@@ -79,7 +109,7 @@ def answer_html(answer: Answer, highlights: dict[int, list[list[Sentence]]] | No
             shown.append("tags: " + ", ".join(f.tags))
         if f.date_from or f.date_to:
             shown.append(f"published {f.date_from or '…'} to {f.date_to or '…'}")
-        parts.append(f'<p class="qa-filters">Filters: {escape("; ".join(shown))}</p>')
+        parts.append(f'<p class="qa-filters">Filters: {text_html("; ".join(shown))}</p>')
     parts.append(f'<p class="qa-disclaimer">{DISCLAIMER}</p>')
     return "\n".join(parts)
 
@@ -95,12 +125,13 @@ def source_html(doc: Document, parts: list[tuple[str, str]]) -> str:
         ("Tags", ", ".join(doc.tags)),
         *doc.extra.items(),
     ]
-    meta = "".join(f"<li><strong>{escape(k)}:</strong> {escape(v)}</li>" for k, v in rows if v)
+    meta = "".join(f"<li><strong>{text_html(k)}:</strong> {text_html(v)}</li>" for k, v in rows if v)
     body = "".join(
-        f'<h4 class="qa-section">{escape(h)}</h4><div class="qa-passage">{escape(t)}</div>' for h, t in parts
+        f'<h4 class="qa-section">{text_html(h)}</h4><div class="qa-passage">{text_html(t)}</div>'
+        for h, t in parts
     )
     return (
-        f'<div class="qa-source"><h3>{escape(c.label)} — {escape(c.title)}</h3>'
+        f'<div class="qa-source"><h3>{text_html(c.label)} — {text_html(c.title)}</h3>'
         f"<p>{link_html(c.url, c.url or 'no link given')}</p><ul>{meta}</ul>{body}"
-        f'<p class="qa-also">File: {escape(doc.doc_id)}</p></div>'
+        f'<p class="qa-also">File: {text_html(doc.doc_id)}</p></div>'
     )

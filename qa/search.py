@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.chunking import Chunk
+from qa.config import CATEGORY_TAGS
 from qa.documents import Citation
 from qa.embedding import Embedder
 from qa.index import Index
@@ -39,6 +40,29 @@ class Filters:
     def active(self) -> bool:
         """Whether any filter is set."""
         return bool(self.tags or self.date_from or self.date_to)
+
+
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+def parse_filters(tags: list[str] | None, date_from: str = "", date_to: str = "") -> Filters:
+    """Filters from user input; a bad date raises ValueError with a plain message.
+
+    Dates may be a year, a month or a day: "2024" as an end date means the end of 2024.
+    """
+    dates = []
+    for label, value in (("From", date_from), ("To", date_to)):
+        value = (value or "").strip()
+        if value and not _DATE.match(value):
+            raise ValueError(f"{label} date must look like 2024, 2024-05 or 2024-05-31 (got {value!r})")
+        dates.append(value)
+    start, end = dates
+    if end and len(end) < 10:
+        end = end + "-99"  # sorts after every day of that year or month
+    unknown = [t for t in (tags or []) if t not in CATEGORY_TAGS]
+    if unknown:
+        raise ValueError(f"unknown tag(s) {unknown}; choose from {', '.join(CATEGORY_TAGS)}")
+    return Filters(tuple(tags or ()), start, end)
 
 
 @dataclass(frozen=True)
