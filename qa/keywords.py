@@ -55,6 +55,13 @@ class KeywordIndex:
         index = self.vocab.get(token)
         return int(self._df[index]) if index is not None and index < len(self._df) else 0
 
+    def knows_stem_of(self, word: str, prefix: int = 6) -> bool:
+        """Whether an indexed term starts like `word` ("inflamed" ~ "inflammation")."""
+        if not hasattr(self, "_prefixes"):
+            self._prefixes = {t[:prefix] for t in self.vocab if len(t) >= prefix}
+        head = word.lower()[:prefix]
+        return len(head) == prefix and head in self._prefixes
+
     def search(self, query: str, k: int) -> list[tuple]:
         """Top `k` (id, BM25 score) for a query; empty if no query word is indexed."""
         tokens = [t for t in tokenize(query) if t in self.vocab]

@@ -211,6 +211,13 @@ class Searcher:
         top = studies[0].passages[0]
         dense = max((p.dense or 0.0) for s in studies[:3] for p in s.passages)
         missing = self.unknown_terms(question)
+        # A thing the question is about (a drug, a condition: typed in lower case or opening
+        # the question) that no summary names means no summary answers, unless the meaning
+        # matches very closely. A capitalised name (a city, a university) is weaker evidence:
+        # summaries often leave out where a study was run.
+        things = [w for w in missing if w.islower() or question.lstrip().startswith(w) or w.isupper()]
+        if things and dense < 0.70:
+            return False, "not in any summary: " + ", ".join(things)
         if missing and (top.keyword is None or dense < 0.55):
             return False, "not in any summary: " + ", ".join(missing)
         if mode != "bm25" and dense < 0.30:
@@ -222,7 +229,7 @@ class Searcher:
 
         A word counts as distinctive when the model's general vocabulary does not know it
         as one piece (drug names, gene names) or it is an acronym. Common words missing
-        from a small corpus, and questions mostly in another language, say nothing.
+        from a small corpus, and questions largely in another language, say nothing.
         """
         words = re.findall(r"[^\W\d_][\w-]{2,}", question)
         known, unknown = 0, []
@@ -230,8 +237,10 @@ class Searcher:
             tokens = tokenize(word)
             if not tokens:
                 continue
-            if any(self.index.keywords.doc_freq(t) > 0 for t in tokens):
+            keywords = self.index.keywords
+            if any(keywords.doc_freq(t) > 0 for t in tokens) or keywords.knows_stem_of(word):
                 known += 1
             elif (word.isupper() and len(word) >= 3) or not self.embedder.is_common_word(word):
                 unknown.append(word)
-        return unknown if known >= len(unknown) else []
+        # Many unknown words mean another language or wording, not a missing topic.
+        return unknown if 3 * len(unknown) <= known + len(unknown) else []

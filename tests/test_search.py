@@ -59,3 +59,14 @@ def test_question_no_summary_covers_is_flagged(corpus_searcher):
     answer = corpus_searcher.search("What is the best recipe for sourdough bread?", k=5)
     assert not answer.covered and answer.reason
     assert answer.studies  # the nearest passages are still shown, marked as such
+
+
+def test_a_drug_no_summary_mentions_is_named_as_not_covered(corpus_searcher):
+    answer = corpus_searcher.search("Does oseltamivir help long COVID patients?", k=5)
+    assert not answer.covered and "oseltamivir" in answer.reason
+
+
+def test_a_question_in_another_language_is_not_flagged_for_its_words(corpus_searcher):
+    answer = corpus_searcher.search("Hilft niedrig dosiertes Naltrexon bei ME/CFS?", k=5)
+    assert answer.covered
+    assert any("naltrexone" in s.citation.title.lower() for s in answer.studies[:3])
