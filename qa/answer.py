@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import asdict
 
+from qa.highlight import Highlights
 from qa.search import Answer
 
 NOT_COVERED = "No summary seems to answer this question."
@@ -15,8 +16,14 @@ DISCLAIMER = (
 )
 
 
-def answer_to_dict(answer: Answer) -> dict:
-    """A JSON-ready dict of the answer: studies, passages, scores and citation fields."""
+def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict:
+    """A JSON-ready dict of the answer: studies, passages, highlights, scores and citation fields."""
+    highlights = highlights or {}
+
+    def marked(rank: int, n: int) -> list[str]:
+        per_passage = highlights.get(rank, [])
+        return [s.text for s in per_passage[n] if s.marked] if n < len(per_passage) else []
+
     return {
         "question": answer.question,
         "covered": answer.covered,
@@ -37,8 +44,9 @@ def answer_to_dict(answer: Answer) -> dict:
                         "score": round(p.score, 6),
                         "dense_score": None if p.dense is None else round(p.dense, 4),
                         "bm25_score": None if p.keyword is None else round(p.keyword, 4),
+                        "highlights": marked(s.rank, n),
                     }
-                    for p in s.passages
+                    for n, p in enumerate(s.passages)
                 ],
             }
             for s in answer.studies

@@ -15,11 +15,11 @@ from qa.answer import DISCLAIMER, answer_to_dict
 from qa.chunking import sections
 from qa.citations import to_bibtex, to_ris, to_text
 from qa.config import CATEGORY_TAGS, DEFAULT_K
-from qa.documents import Citation, Document, load_document, load_folder
+from qa.documents import SUFFIXES, Citation, Document, load_document, load_folder
 from qa.embedding import Embedder, get_embedder
 from qa.errors import DocumentError
 from qa.followup import wants_study, with_context
-from qa.highlight import highlight_many
+from qa.highlight import Highlights, highlight_answer
 from qa.index import Index, Progress, UpdateReport, update_index
 from qa.render import answer_html, source_html
 from qa.search import Answer, Filters, Searcher, parse_filters
@@ -67,17 +67,9 @@ class Service:
         """Search with the current index."""
         return self.searcher.search(question, k=k, filters=filters)
 
-    def highlights(self, answer: Answer) -> dict[int, list]:
+    def highlights(self, answer: Answer) -> Highlights:
         """Per study rank, the marked sentences of each shown passage."""
-        if not answer.covered:  # marking sentences would suggest they answer the question
-            return {}
-        texts = [p.chunk.text for s in answer.studies for p in s.passages]
-        marked = highlight_many(self.embedder, answer.question, texts) if texts else []
-        result, at = {}, 0
-        for study in answer.studies:
-            result[study.rank] = marked[at : at + len(study.passages)]
-            at += len(study.passages)
-        return result
+        return highlight_answer(self.embedder, answer)
 
     def citations(self, doc_ids: list[str]) -> list[Citation]:
         """The citations of indexed studies, in the order given."""
@@ -124,6 +116,23 @@ class Service:
             self.last_report = report
             self.last_rebuild = time.strftime("%Y-%m-%d %H:%M:%S")
             return report
+
+    def watch(self, stop: threading.Event) -> threading.Thread:
+        """Update the index whenever a summary in the folder is added, edited or removed."""
+        from watchfiles import watch
+
+        def is_summary(_change, path: str) -> bool:
+            return path.lower().endswith(SUFFIXES)
+
+        def loop() -> None:
+            for changes in watch(self.docs, watch_filter=is_summary, stop_event=stop, recursive=False):
+                report = self.rebuild()
+                names = ", ".join(sorted(Path(p).name for _, p in changes))
+                print(f"index updated after changes to {names}: {report.summary()}", flush=True)
+
+        thread = threading.Thread(target=loop, name="qa-watch", daemon=True)
+        thread.start()
+        return thread
 
     def about(self) -> str:
         """Markdown for the "About this index" panel."""
@@ -182,12 +191,8 @@ def build_app(service: Service) -> gr.Blocks:
         """
         searched = with_context(question, previous or "")
         answer = service.ask(searched, parse_filters(tags, date_from, date_to), max(1, min(int(k), 20)))
-        data = answer_to_dict(answer)
+        data = answer_to_dict(answer, service.highlights(answer))
         data["question"], data["searched"] = question, searched
-        marks = service.highlights(answer)
-        for study in data["studies"]:
-            for passage, sentences in zip(study["passages"], marks.get(study["rank"], [])):
-                passage["highlights"] = [s.text for s in sentences if s.marked]
         return data
 
     def respond(message: str, history: list, last: dict, tags, date_from, date_to, k):
@@ -320,11 +325,16 @@ def make_service(docs: Path, index_dir: Path, model: str = "", progress: Progres
     return service
 
 
-def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, mcp: bool = False) -> None:
+def serve(
+    service: Service, host: str = "127.0.0.1", port: int = 7860, mcp: bool = False, watch: bool = False
+) -> None:
     """Serve the app until interrupted (loopback by default, never a share link).
 
-    With `mcp`, the `/ask` endpoint is also an MCP tool for AI assistants (needs gradio[mcp]).
+    With `mcp`, the `/ask` endpoint is also an MCP tool for AI assistants (needs gradio[mcp]);
+    with `watch`, the index follows changes to the summaries folder.
     """
+    if watch:
+        service.watch(threading.Event())
     build_app(service).launch(
         server_name=host, server_port=port, share=False, css=CSS, theme=gr.themes.Default(), mcp_server=mcp
     )

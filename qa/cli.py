@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mcp", action="store_true", help="also serve /ask as an MCP tool for AI assistants (gradio[mcp])"
     )
+    p.add_argument(
+        "--watch", action="store_true", help="update the index whenever a summary is added, edited or removed"
+    )
 
     p = sub.add_parser(
         "eval",
@@ -187,7 +190,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 2
     answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
     if args.json:
-        print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+        from qa.highlight import highlight_answer
+
+        data = answer_to_dict(answer, highlight_answer(embedder, answer))
+        print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         print(answer_to_text(answer))
     return 0
@@ -203,7 +209,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     index = service.searcher.index
     print(f"index: {len(index.documents)} summaries; {service.last_report.summary()}")
     print(f"serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)")
-    serve(service, host=args.host, port=args.port, mcp=args.mcp)
+    serve(service, host=args.host, port=args.port, mcp=args.mcp, watch=args.watch)
     return 0
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from qa.chunking import split_sentences
 from qa.embedding import Embedder
+from qa.search import Answer
 
 MIN_SIMILARITY = 0.25  # below this no sentence is marked: it would mislead
 NEAR_BEST = 0.06  # other sentences this close to the best one are marked too
@@ -41,4 +42,21 @@ def highlight_many(embedder: Embedder, question: str, passages: list[str]) -> li
                 for s, sim in zip(sentences, part)
             ]
         )
+    return result
+
+
+#: Per study rank, for each shown passage, its sentences with marks.
+Highlights = dict[int, list[list[Sentence]]]
+
+
+def highlight_answer(embedder: Embedder, answer: Answer) -> Highlights:
+    """Mark the best sentences of every passage in an answer (none when it is not covered)."""
+    if not answer.covered:  # marking sentences would suggest they answer the question
+        return {}
+    texts = [p.chunk.text for s in answer.studies for p in s.passages]
+    marked = highlight_many(embedder, answer.question, texts) if texts else []
+    result, at = {}, 0
+    for study in answer.studies:
+        result[study.rank] = marked[at : at + len(study.passages)]
+        at += len(study.passages)
     return result

@@ -101,3 +101,31 @@ def test_mcp_server_lists_the_ask_tool(tmp_path):
         assert "research summaries" in ask["description"]
     finally:
         demo.close()
+
+
+def test_watch_updates_the_index_when_a_summary_is_added_or_removed(tmp_path):
+    import threading
+    import time
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
+    service = make_service(docs, tmp_path / "idx")
+    stop = threading.Event()
+    thread = service.watch(stop)
+    try:
+        time.sleep(0.5)  # let the watcher start
+        source = next(CORPUS.glob("2025-09-23_Relationships_Between_Fatigue*"))
+        shutil.copy(source, docs / source.name)
+        deadline = time.monotonic() + 60
+        while len(service.searcher.index.documents) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert set(service.searcher.index.documents) == {"seed.md", source.name}
+        (docs / "seed.md").unlink()
+        deadline = time.monotonic() + 60
+        while len(service.searcher.index.documents) > 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert set(service.searcher.index.documents) == {source.name}
+    finally:
+        stop.set()
+        thread.join(timeout=10)
