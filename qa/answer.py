@@ -26,6 +26,7 @@ def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict
 
     return {
         "question": answer.question,
+        "searched": answer.question,
         "covered": answer.covered,
         "reason": answer.reason,
         "mode": answer.mode,

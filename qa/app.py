@@ -6,7 +6,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 
 import gradio as gr
@@ -21,7 +20,7 @@ from qa.errors import DocumentError
 from qa.followup import wants_study, with_context
 from qa.highlight import Highlights, highlight_answer
 from qa.index import Index, Progress, UpdateReport, update_index
-from qa.render import answer_html, source_html
+from qa.render import answer_html, source_html, text_html
 from qa.search import Answer, Filters, Searcher, parse_filters
 
 EXAMPLES = [
@@ -79,30 +78,14 @@ class Service:
     def source(self, doc_id: str) -> str:
         """HTML of a whole summary for the source view (from its file, else from the index)."""
         index = self.searcher.index
-        entry = index.documents.get(doc_id)
-        if entry is None:
+        chunks = index.chunks_of(doc_id)
+        if not chunks:
             return "<p>That study is no longer in the index.</p>"
         try:
-            doc = load_document(Path(entry["path"]))
+            doc = load_document(self.docs / doc_id)
             parts = [(sec.heading, sec.text) for sec in sections(doc)]
-        except DocumentError:
-            chunks = index.chunks_of(doc_id)
-            c = chunks[0].citation
-            doc = Document(
-                doc_id,
-                Path(entry["path"]),
-                c.title,
-                "",
-                "",
-                c.tags,
-                published=c.published,
-                label=c.label,
-                year=c.year,
-                authors=c.authors,
-                publisher=c.publisher,
-                link=c.link,
-                doi=c.doi,
-            )
+        except DocumentError:  # removed or broken since: show what the index holds
+            doc = Document.from_citation(doc_id, self.docs / doc_id, chunks[0].citation)
             parts = [(ch.section, ch.text) for ch in chunks]
         return source_html(doc, parts)
 
@@ -125,10 +108,18 @@ class Service:
             return path.lower().endswith(SUFFIXES)
 
         def loop() -> None:
-            for changes in watch(self.docs, watch_filter=is_summary, stop_event=stop, recursive=False):
-                report = self.rebuild()
-                names = ", ".join(sorted(Path(p).name for _, p in changes))
-                print(f"index updated after changes to {names}: {report.summary()}", flush=True)
+            while not stop.is_set():
+                try:
+                    for changes in watch(
+                        self.docs, watch_filter=is_summary, stop_event=stop, recursive=False
+                    ):
+                        report = self.rebuild()
+                        names = ", ".join(sorted(Path(p).name for _, p in changes))
+                        print(f"index updated after changes to {names}: {report.summary()}", flush=True)
+                except Exception as exc:  # keep watching: one failed update must not end it
+                    self.problems.append(f"watching {self.docs}: {exc}")
+                    print(f"warning: index update failed ({exc}); still watching", flush=True)
+                    stop.wait(5)
 
         thread = threading.Thread(target=loop, name="qa-watch", daemon=True)
         thread.start()
@@ -140,14 +131,14 @@ class Service:
         m = index.manifest
         lines = [
             f"- **Summaries:** {len(index.documents)} ({len(index.chunks)} passages)",
-            f"- **Folder:** `{self.docs}`",
+            f"- **Folder:** {text_html(str(self.docs))}",
             f"- **Built:** {m.get('built_at', '?')}; **updated:** {m.get('updated_at', '?')}",
-            f"- **Model:** {index.model}",
+            f"- **Model:** {text_html(index.model)}",
         ]
         if self.last_report:
             lines.append(f"- **Last rebuild:** {self.last_rebuild}: {self.last_report.summary()}")
         for problem in self.problems:
-            lines.append(f"- **Skipped:** {problem}")
+            lines.append(f"- **Skipped:** {text_html(problem)}")
         return "\n".join(lines)
 
 
@@ -192,7 +183,7 @@ def build_app(service: Service) -> gr.Blocks:
         searched = with_context(question, previous or "")
         answer = service.ask(searched, parse_filters(tags, date_from, date_to), max(1, min(int(k), 20)))
         data = answer_to_dict(answer, service.highlights(answer))
-        data["question"], data["searched"] = question, searched
+        data["question"] = question  # "searched" holds the follow-up as read
         return data
 
     def respond(message: str, history: list, last: dict, tags, date_from, date_to, k):
@@ -222,7 +213,7 @@ def build_app(service: Service) -> gr.Blocks:
         answer = service.ask(searched, filters, int(k))
         html = answer_html(answer, service.highlights(answer))
         if searched != message:
-            html = f'<p class="qa-filters">Read as a follow-up: “{escape(searched)}”</p>' + html
+            html = f'<p class="qa-filters">Read as a follow-up: “{text_html(searched)}”</p>' + html
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": html}]
         last = {"question": searched, "studies": [s.doc_id for s in answer.studies]}
         labels = [
@@ -244,7 +235,7 @@ def build_app(service: Service) -> gr.Blocks:
         result = service.rebuild(report)
         return f"Index updated: {result.summary()}.", service.about()
 
-    with gr.Blocks(title="Research summaries Q&A") as demo:
+    with gr.Blocks(title="Research summaries Q&A", analytics_enabled=False) as demo:
         last = gr.State({"question": "", "studies": []})
         gr.Markdown(
             "# Ask the ME/CFS and Long COVID research summaries\n"
@@ -309,7 +300,11 @@ def build_app(service: Service) -> gr.Blocks:
         as_text.click(citations_text, last, cite_box, **private)
         as_bib.click(lambda st: _export("bib", st.get("studies", []), service), last, cite_file, **private)
         as_ris.click(lambda st: _export("ris", st.get("studies", []), service), last, cite_file, **private)
-        rebuild_button.click(rebuild, None, [status, about], api_name="rebuild")
+        # Callable by the app and tests, but not listed in the API docs or as an MCP tool.
+        rebuild_button.click(
+            rebuild, None, [status, about], api_name="rebuild", api_visibility="undocumented"
+        )
+        demo.load(service.about, None, about, api_visibility="private")
         gr.api(ask, api_name="ask")
     return demo
 

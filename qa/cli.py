@@ -10,14 +10,15 @@ from pathlib import Path
 
 from qa import config
 from qa.errors import QAError
+from qa.search import MODES
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, docs_help: str = "") -> None:
     parser.add_argument(
         "--docs",
         type=Path,
-        default=config.DEFAULT_DOCS,
-        help="folder of Markdown summaries (default: %(default)s, env QA_DOCS)",
+        default=None if docs_help else config.DEFAULT_DOCS,
+        help=docs_help or "folder of Markdown summaries (default: %(default)s, env QA_DOCS)",
     )
     parser.add_argument(
         "--index",
@@ -33,6 +34,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
+    return value
+
+
 def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tag",
@@ -41,8 +49,12 @@ def _filters(parser: argparse.ArgumentParser) -> None:
         choices=config.CATEGORY_TAGS,
         help="only studies with this tag (repeat for any of several)",
     )
-    parser.add_argument("--from", dest="date_from", default="", help="published on or after YYYY-MM-DD")
-    parser.add_argument("--to", dest="date_to", default="", help="published on or before YYYY-MM-DD")
+    parser.add_argument(
+        "--from", dest="date_from", default="", help="published on or after YYYY, YYYY-MM or YYYY-MM-DD"
+    )
+    parser.add_argument(
+        "--to", dest="date_to", default="", help="published on or before YYYY, YYYY-MM or YYYY-MM-DD"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,10 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="print the passages that answer a question")
     p.add_argument("question", help="the question, in quotes")
-    _common(p)
-    p.add_argument("-k", type=int, default=config.DEFAULT_K, help="studies to show (default: %(default)s)")
+    _common(p, docs_help="if given, first bring the index up to date with this folder of summaries")
+    p.add_argument(
+        "-k", type=_positive, default=config.DEFAULT_K, help="studies to show (default: %(default)s)"
+    )
     _filters(p)
-    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retrieval method")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
 
     p = sub.add_parser(
@@ -120,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="sentence-transformers model id (already cached) or local path; default: the "
         "bundled all-MiniLM-L6-v2 (env QA_MODEL)",
     )
-    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retrieval method")
-    p.add_argument("-k", type=int, default=10, help="studies retrieved per question (default: %(default)s)")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
+    p.add_argument(
+        "-k", type=_positive, default=10, help="studies retrieved per question (default: %(default)s)"
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar while indexing")
     return parser
@@ -181,13 +197,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from qa.index import open_index
     from qa.search import Searcher, parse_filters
 
-    embedder = get_embedder(args.model)
-    searcher = Searcher(open_index(args.index, embedder), embedder)
     try:
         filters = parse_filters(args.tag, args.date_from, args.date_to)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.docs is not None:
+        index, _, embedder = refresh_index(args.docs, args.index, args.model, quiet=True)
+    else:
+        embedder = get_embedder(args.model)
+        index = open_index(args.index, embedder)
+    searcher = Searcher(index, embedder)
     answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
     if args.json:
         from qa.highlight import highlight_answer

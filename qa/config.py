@@ -15,7 +15,8 @@ DEFAULT_MODEL = os.environ.get("QA_MODEL", "")
 DEFAULT_K = 5
 #: Host and port for ``qa serve``; loopback only unless asked otherwise.
 DEFAULT_HOST = os.environ.get("QA_HOST", "127.0.0.1")
-DEFAULT_PORT = int(os.environ.get("QA_PORT", "7860"))
+_port = os.environ.get("QA_PORT", "7860")
+DEFAULT_PORT = int(_port) if _port.isdigit() else 7860
 
 #: Category tags a summary can carry (the "added on" date tag is kept apart).
 CATEGORY_TAGS = ("Treatment", "Biomarker", "Landmark", "Trial", "News")

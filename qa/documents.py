@@ -100,6 +100,25 @@ class Document:
     doi: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_citation(cls, doc_id: str, path: Path, c: Citation) -> Document:
+        """A body-less document from stored citation fields (when its file is unreadable)."""
+        return cls(
+            doc_id,
+            path,
+            c.title,
+            "",
+            "",
+            c.tags,
+            published=c.published,
+            label=c.label,
+            year=c.year,
+            authors=c.authors,
+            publisher=c.publisher,
+            link=c.link,
+            doi=c.doi,
+        )
+
     @property
     def citation(self) -> Citation:
         """The study's citation fields."""

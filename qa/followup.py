@@ -15,6 +15,7 @@ _MORE = re.compile(
     re.I,
 )
 MAX_FOLLOWUP_WORDS = 8
+MAX_CONTEXT_WORDS = 30
 
 
 def wants_study(message: str) -> int | None:
@@ -33,5 +34,7 @@ def with_context(question: str, previous: str) -> str:
     """The question to search: a follow-up is joined to the previous question."""
     question = question.strip()
     if previous and is_followup(question):
-        return f"{previous.strip()} {question}"
+        # Keep the context to the last few dozen words so a chain of follow-ups cannot grow.
+        context = " ".join(previous.split()[-MAX_CONTEXT_WORDS:])
+        return f"{context} {question}"
     return question

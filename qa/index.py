@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from qa.keywords import KeywordIndex
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+_GENERATION = re.compile(r"^(?:vectors|chunks|keywords|studies)-(\d+)")
 
 #: Called with (done, total, what) while an update runs.
 Progress = Callable[[int, int, str], None]
@@ -130,6 +132,7 @@ class Index:
     @classmethod
     def load(cls, folder: Path) -> Index:
         """Read the index in `folder`; raise `IndexStateError` saying how to fix a problem."""
+        _check_folder(folder)
         path = folder / MANIFEST
         rebuild = f"rebuild it with: qa index --rebuild --index {folder}"
         if not path.exists():
@@ -166,9 +169,11 @@ class Index:
 
     def save(self) -> None:
         """Write a new generation of files, then switch the manifest to it atomically."""
+        _check_folder(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        old = self.manifest.get("generation", 0)
-        gen = old + 1
+        # Never reuse a generation that may be live on disk (a rebuild starts from 0).
+        on_disk = [int(m.group(1)) for p in self.folder.iterdir() if (m := _GENERATION.match(p.name))]
+        gen = max([self.manifest.get("generation", 0), *on_disk]) + 1
         faiss.write_index(self.vectors, str(self.folder / f"vectors-{gen}.faiss"))
         with open(self.folder / f"chunks-{gen}.jsonl", "w", encoding="utf-8") as fh:
             for cid, chunk in self.chunks.items():
@@ -201,6 +206,11 @@ def build_study_keywords(index: Index) -> KeywordIndex:
         chunks = index.chunks_of(doc_id)
         texts.append("\n".join([chunks[0].citation.title if chunks else "", *(c.text for c in chunks)]))
     return KeywordIndex.build(doc_ids, texts)
+
+
+def _check_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise IndexStateError(f"{folder} is a file, not an index folder: choose another --index")
 
 
 def _compatible(index: Index, embedder: Embedder) -> str:
@@ -237,7 +247,12 @@ def update_index(
             index = None
     elif rebuild:
         report.rebuilt_reason = "asked to rebuild"
+    previous: Index | None = None
     if index is None:
+        try:  # kept only to carry over files that are unreadable now (never lose indexed data)
+            previous = Index.load(folder) if (folder / MANIFEST).exists() else None
+        except IndexStateError:
+            previous = None
         index = Index.empty(folder, embedder)
 
     known = index.documents
@@ -276,6 +291,15 @@ def update_index(
         next_id += len(chunks)
         known[doc.doc_id] = {"hash": doc.content_hash, "path": str(doc.path), "chunks": ids}
         new_chunks.extend(zip(ids, chunks))
+    if previous is not None:
+        # A full rebuild: files unreadable now keep the passages they had, embedded anew.
+        for doc_id in sorted(broken & set(previous.documents)):
+            chunks = previous.chunks_of(doc_id)
+            ids = list(range(next_id, next_id + len(chunks)))
+            next_id += len(chunks)
+            known[doc_id] = {**previous.documents[doc_id], "chunks": ids}
+            new_chunks.extend(zip(ids, chunks))
+            report.kept_broken.append(doc_id)
     index.manifest["next_id"] = next_id
 
     texts = [c.embed_text for _, c in new_chunks]

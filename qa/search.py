@@ -150,7 +150,7 @@ class Searcher:
         per_study: int = 2,
     ) -> Answer:
         """Rank studies for a question; each study carries its best passage(s)."""
-        question = question.strip()
+        question, k = question.strip(), max(1, k)
         if not question:
             return Answer(question, (), False, "empty question", filters, mode)
         grouped: dict[str, list[Passage]] = {}

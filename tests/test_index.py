@@ -138,3 +138,31 @@ def test_chunks_fit_the_model_window(embedder):
     for doc in docs:
         for chunk in chunk_document(doc, embedder.max_tokens, embedder.count_tokens):
             assert embedder.count_tokens(chunk.embed_text) <= embedder.max_tokens, chunk.chunk_id
+
+
+def test_a_rebuild_keeps_files_that_are_broken_now(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    first, _ = update_index(folder, load_folder(docs), embedder)
+    texts = [c.text for c in first.chunks_of("seed.md")]
+    (docs / "seed.md").write_text("---\ntitle: [broken\n---\n")
+    index, report = update_index(folder, load_folder(docs), embedder, rebuild=True)
+    assert report.kept_broken == ["seed.md"]
+    assert [c.text for c in index.chunks_of("seed.md")] == texts
+    assert Index.load(folder).vectors.ntotal == len(index.chunks)
+
+
+def test_a_rebuild_never_overwrites_the_live_generation(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    update_index(folder, load_folder(docs), embedder)
+    live = json.loads((folder / "manifest.json").read_text())["generation"]
+    update_index(folder, load_folder(docs), embedder, rebuild=True)
+    assert json.loads((folder / "manifest.json").read_text())["generation"] > live
+
+
+def test_an_index_path_that_is_a_file_is_a_clear_error(docs, tmp_path, embedder):
+    path = tmp_path / "not-a-folder"
+    path.write_text("x")
+    with pytest.raises(IndexStateError, match="is a file"):
+        Index.load(path)
+    with pytest.raises(IndexStateError, match="is a file"):
+        update_index(path, load_folder(docs), embedder)
