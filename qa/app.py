@@ -56,7 +56,7 @@ class Service:
     docs: Path
     index_dir: Path
     embedder: Embedder
-    searcher: Searcher
+    searcher: Searcher | None = None  # set by `rebuild`, then swapped whole
     last_report: UpdateReport | None = None
     last_rebuild: str = ""
     problems: list[str] = field(default_factory=list)
@@ -311,12 +311,8 @@ def build_app(service: Service) -> gr.Blocks:
 
 def make_service(docs: Path, index_dir: Path, model: str = "", progress: Progress | None = None) -> Service:
     """Bring the index up to date with `docs` and return a ready `Service`."""
-    embedder = get_embedder(model)
-    loaded = load_folder(docs)
-    index, report = update_index(index_dir, loaded, embedder, progress=progress)
-    service = Service(docs, index_dir, embedder, Searcher(index, embedder), report)
-    service.problems = [str(p) for p in loaded.problems]
-    service.last_rebuild = time.strftime("%Y-%m-%d %H:%M:%S")
+    service = Service(docs, index_dir, get_embedder(model))
+    service.rebuild(progress)
     return service
 
 
