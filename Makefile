@@ -8,7 +8,8 @@ INDEX ?= index
 
 setup: $(VENV)/.installed
 
-# torch is pinned to the CPU build first: an unpinned torch pulls a multi-GB CUDA build.
+# torch is pinned first: on these machines torch==2.13.0 is a CPU build from local disk; an
+# unpinned torch would pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
