@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
@@ -148,10 +150,17 @@ def _export(kind: str, doc_ids: list[str], service: Service) -> str | None:
         gr.Warning("Ask a question first: there are no cited studies to export yet.")
         return None
     text = to_bibtex(citations) if kind == "bib" else to_ris(citations)
-    folder = Path(tempfile.mkdtemp(prefix="qa-cite-"))
-    path = folder / f"cited-studies.{kind}"
+    # One folder per process, one file per set of studies: repeated clicks reuse it.
+    name = hashlib.sha1("\n".join(doc_ids).encode()).hexdigest()[:10]
+    path = _export_folder() / name / f"cited-studies.{kind}"
+    path.parent.mkdir(exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return str(path)
+
+
+@lru_cache(maxsize=1)
+def _export_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="qa-cite-"))
 
 
 def build_app(service: Service) -> gr.Blocks:

@@ -8,12 +8,14 @@ A crash at any point leaves the previous index readable.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -222,6 +224,19 @@ def _compatible(index: Index, embedder: Embedder) -> str:
     return ""
 
 
+@contextmanager
+def _writer_lock(folder: Path) -> Iterator[None]:
+    """One writer at a time per index folder, across processes (`qa index` beside `serve --watch`)."""
+    _check_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def update_index(
     folder: Path,
     loaded: LoadResult,
@@ -235,6 +250,13 @@ def update_index(
     A file that can no longer be parsed keeps its previously indexed passages, so a bad
     edit never loses data; a file that is gone is removed.
     """
+    with _writer_lock(folder):
+        return _update(folder, loaded, embedder, rebuild, progress)
+
+
+def _update(
+    folder: Path, loaded: LoadResult, embedder: Embedder, rebuild: bool, progress: Progress | None
+) -> tuple[Index, UpdateReport]:
     report = UpdateReport()
     index: Index | None = None
     if not rebuild and (folder / MANIFEST).exists():
