@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from qa import config
+from qa import __version__, config
 from qa.errors import QAError
 from qa.search import MODES
 
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ask questions of ME/CFS and Long COVID research summaries and get back "
         "the passages that answer them, cited to their studies.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,28 +46,34 @@ class Embedder:
                 "model already in the Hugging Face cache; nothing is downloaded at run time."
             ) from None
         self.batch_size = batch_size
+        # The fast tokenizer is not safe across threads ("Already borrowed"): the app's
+        # rebuild thread and its queries share one model.
+        self._lock = threading.Lock()
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length or 256)
 
     def count_tokens(self, text: str) -> int:
         """Number of word pieces the model sees for `text` (with special tokens)."""
-        return len(self.model.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
+        with self._lock:
+            return len(self.model.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
     def is_common_word(self, word: str) -> bool:
         """Whether the model's vocabulary holds `word` as a single piece (an everyday word)."""
-        return len(self.model.tokenizer.tokenize(word.lower())) == 1
+        with self._lock:
+            return len(self.model.tokenizer.tokenize(word.lower())) == 1
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Encode texts to an (n, dimension) float32 array of unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-        )
+        with self._lock:  # a query waits at most for one batch of a running rebuild
+            vectors = self.model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -192,11 +192,11 @@ class Index:
             os.fsync(fh.fileno())
         os.replace(tmp, self.folder / MANIFEST)
         self.manifest = manifest
-        current = (f"vectors-{gen}.", f"chunks-{gen}.", f"keywords-{gen}", f"studies-{gen}")
+        # Keep the previous generation too: a reader that has just read the old manifest
+        # still finds its files. Older ones go.
         for stale in self.folder.iterdir():
-            if stale.name.startswith(
-                ("vectors-", "chunks-", "keywords-", "studies-")
-            ) and not stale.name.startswith(current):
+            match = _GENERATION.match(stale.name)
+            if match and int(match.group(1)) < gen - 1:
                 shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
 
 

@@ -79,8 +79,8 @@ def test_incremental_update_embeds_only_what_changed(docs, tmp_path, embedder):
     reloaded = Index.load(folder)
     assert reloaded.vectors.ntotal == len(reloaded.chunks)
     assert all(hit.chunk.doc_id != removed_id for hit in _search(reloaded, embedder, "prednisolone trial"))
-    # Old generations are cleaned up: one set of files remains.
-    assert len(list(folder.glob("vectors-*.faiss"))) == 1
+    # Old generations are cleaned up: the live one and the one before remain.
+    assert len(list(folder.glob("vectors-*.faiss"))) == 2
 
 
 def _search(index, embedder, question):
