@@ -18,7 +18,7 @@ from qa.citations import to_bibtex, to_ris, to_text
 from qa.config import CATEGORY_TAGS, DEFAULT_K
 from qa.documents import SUFFIXES, Citation, Document, load_document, load_folder
 from qa.embedding import Embedder, get_embedder
-from qa.errors import DocumentError
+from qa.errors import DocumentError, QAError
 from qa.followup import wants_study, with_context
 from qa.highlight import Highlights, highlight_answer
 from qa.index import Index, Progress, UpdateReport, update_index
@@ -190,7 +190,11 @@ def build_app(service: Service) -> gr.Blocks:
             previous: the previous question, so a short follow-up ("and in Long COVID?") is read with it.
         """
         searched = with_context(question, previous or "")
-        answer = service.ask(searched, parse_filters(tags, date_from, date_to), max(1, min(int(k), 20)))
+        try:
+            filters = parse_filters(tags, date_from, date_to)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        answer = service.ask(searched, filters, max(1, min(int(k), 20)))
         data = answer_to_dict(answer, service.highlights(answer))
         data["question"] = question  # "searched" holds the follow-up as read
         return data
@@ -241,7 +245,10 @@ def build_app(service: Service) -> gr.Blocks:
             progress(done / max(total, 1), desc=f"{what} {done}/{total}")
 
         progress(0, desc="reading summaries")
-        result = service.rebuild(report)
+        try:
+            result = service.rebuild(report)
+        except QAError as exc:  # the old index stays in use
+            return f"The index was not updated: {text_html(str(exc))}", service.about()
         return f"Index updated: {result.summary()}.", service.about()
 
     with gr.Blocks(title="Research summaries Q&A", analytics_enabled=False) as demo:

@@ -278,6 +278,12 @@ def _update(
         index = Index.empty(folder, embedder)
 
     known = index.documents
+    if known and not loaded.documents and not loaded.problems:
+        # An empty or unmounted folder is far likelier than a collection deleted on purpose.
+        raise IndexStateError(
+            f"no summaries were found, so the index in {folder} ({len(known)} summaries) was left "
+            f"as it is; check --docs (to empty the index, delete {folder})"
+        )
     current = {doc.doc_id: doc for doc in loaded.documents}
     broken = {p.path.name for p in loaded.problems}
     for doc_id in list(known):

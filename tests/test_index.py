@@ -166,3 +166,13 @@ def test_an_index_path_that_is_a_file_is_a_clear_error(docs, tmp_path, embedder)
         Index.load(path)
     with pytest.raises(IndexStateError, match="is a file"):
         update_index(path, load_folder(docs), embedder)
+
+
+def test_an_empty_folder_never_empties_the_index(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    update_index(folder, load_folder(docs), embedder)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(IndexStateError, match="no summaries were found"):
+        update_index(folder, load_folder(empty), embedder)
+    assert len(Index.load(folder).documents) == 3
