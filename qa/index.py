@@ -332,6 +332,8 @@ def _update(
 
     texts = [c.embed_text for _, c in new_chunks]
     batch = 64
+    if progress and texts:
+        progress(0, len(texts), "embedding passages")
     for start in range(0, len(texts), batch):
         part = new_chunks[start : start + batch]
         vectors = embedder.encode([c.embed_text for _, c in part])
