@@ -11,7 +11,7 @@ from markdown_it import MarkdownIt
 from qa.documents import LABELLED_BULLET, METADATA_LABELS, Citation, Document
 
 #: Bump when chunk boundaries or embedded text change: the index is then rebuilt.
-CHUNKER_VERSION = "4"
+CHUNKER_VERSION = "5"
 
 _MD = MarkdownIt("commonmark")
 _DRUG_MARK = re.compile(r"\s*\U0001f48a")  # the 💊 appended after drug names: noise for search
@@ -56,17 +56,27 @@ def sections(doc: Document) -> list[Section]:
     """
     lines = doc.body.split("\n")
     tokens = _MD.parse(doc.body)
+    # `###` under a `##` (the dated entries of a thread page's Timeline) also start a part,
+    # named "Timeline › 2025-10-15 - …", so long sections split where their author split them.
     starts = [
-        (i, t.map[0], t.map[1])
+        (i, t.map[0], t.map[1], t.tag)
         for i, t in enumerate(tokens)
-        if t.type == "heading_open" and t.tag == "h2" and t.level == 0 and t.map
+        if t.type == "heading_open" and t.tag in ("h2", "h3") and t.level == 0 and t.map
     ]
     found = []
-    for n, (i, _, head_end) in enumerate(starts):
+    parent = ""
+    for n, (i, _, head_end, tag) in enumerate(starts):
+        heading = _heading_text(tokens, i)
+        if tag == "h2":
+            parent = heading
+        elif not parent:
+            continue  # a ### before any ## is not a section of its own
+        else:
+            heading = f"{parent} › {heading}"
         end = starts[n + 1][1] if n + 1 < len(starts) else len(lines)
         text = "\n".join(lines[head_end:end]).strip()
         if text:
-            found.append(Section(_heading_text(tokens, i), text))
+            found.append(Section(heading, text))
     if found:
         return found
     for t in tokens:

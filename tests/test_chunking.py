@@ -153,16 +153,26 @@ def test_heading_in_code_fence_or_block_quote_is_not_a_boundary(tmp_path):
         "## First\n\nIntro text.\n\n```\n## Not a heading (code)\n```\n\n"
         "> ## Not a heading (quote)\n\nAfter the quote.\n\n"
         "    ## Not a heading (indented code)\n\n"
-        "### A subheading stays inside\n\nDeeper text.\n\n"
+        "### A subheading starts a part\n\nDeeper text.\n\n"
         "## Second\n\nSecond text.\n"
     )
     doc = write_doc(tmp_path, body)
     found = sections(doc)
-    assert [s.heading for s in found] == ["First", "Second"]
+    assert [s.heading for s in found] == ["First", "First › A subheading starts a part", "Second"]
     first = found[0].text
-    for kept in ("## Not a heading (code)", "> ## Not a heading (quote)", "After the quote.", "Deeper text."):
+    for kept in ("## Not a heading (code)", "> ## Not a heading (quote)", "After the quote."):
         assert kept in first
-    assert found[1].text == "Second text."
+    assert "Deeper text." not in first and found[1].text == "Deeper text."
+    assert found[2].text == "Second text."
+
+
+def test_thread_timeline_entries_become_their_own_parts():
+    threads = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "threads"
+    doc = load_document(sorted(threads.glob("*.md"))[0])
+    headings = [s.heading for s in sections(doc)]
+    timeline = [h for h in headings if h.startswith("Timeline › ")]
+    assert len(timeline) >= 2 and "Current Takeaway" in headings
+    assert all("### " not in s.text for s in sections(doc))
 
 
 def test_empty_section_is_skipped(tmp_path):
