@@ -49,6 +49,7 @@ class Embedder:
         # The fast tokenizer is not safe across threads ("Already borrowed"): the app's
         # rebuild thread and its queries share one model.
         self._lock = threading.Lock()
+        self._query_cache = lru_cache(maxsize=256)(lambda text: self.encode([text])[0])
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length or 256)
 
@@ -61,6 +62,14 @@ class Embedder:
         """Whether the model's vocabulary holds `word` as a single piece (an everyday word)."""
         with self._lock:
             return len(self.model.tokenizer.tokenize(word.lower())) == 1
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One question's unit vector; recent questions are remembered (search, then highlight)."""
+        return self._query_cache(text)
+
+    def forget_queries(self) -> None:
+        """Empty the question cache (benchmarks time the model, not the cache)."""
+        self._query_cache.cache_clear()
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Encode texts to an (n, dimension) float32 array of unit vectors."""

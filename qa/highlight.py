@@ -29,8 +29,7 @@ def highlight_many(embedder: Embedder, question: str, passages: list[str]) -> li
     flat = [s for sentences in split for s in sentences]
     if not flat:
         return [[] for _ in passages]
-    vectors = embedder.encode([question, *flat])
-    sims = vectors[1:] @ vectors[0]
+    sims = embedder.encode(flat) @ embedder.encode_query(question)
     result, start = [], 0
     for sentences in split:
         part = sims[start : start + len(sentences)]

@@ -127,7 +127,7 @@ class Searcher:
         dense: list[tuple[int, float]] = []
         keyword: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
-            dense = self._dense(self.embedder.encode([question])[0], n)
+            dense = self._dense(self.embedder.encode_query(question), n)
         if mode in ("hybrid", "bm25"):
             keyword = self.index.keywords.search(question, n)
         chunks = self.index.chunks
