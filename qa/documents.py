@@ -78,6 +78,10 @@ class Citation:
         return " ".join(parts)
 
 
+#: Fields a `Document` shares with its `Citation`.
+_CITED = ("label", "title", "authors", "year", "publisher", "link", "doi", "tags", "published")
+
+
 @dataclass(frozen=True)
 class Document:
     """One summary file, parsed and repaired."""
@@ -103,36 +107,12 @@ class Document:
     @classmethod
     def from_citation(cls, doc_id: str, path: Path, c: Citation) -> Document:
         """A body-less document from stored citation fields (when its file is unreadable)."""
-        return cls(
-            doc_id,
-            path,
-            c.title,
-            "",
-            "",
-            c.tags,
-            published=c.published,
-            label=c.label,
-            year=c.year,
-            authors=c.authors,
-            publisher=c.publisher,
-            link=c.link,
-            doi=c.doi,
-        )
+        return cls(doc_id=doc_id, path=path, body="", content_hash="", **{f: getattr(c, f) for f in _CITED})
 
     @property
     def citation(self) -> Citation:
         """The study's citation fields."""
-        return Citation(
-            label=self.label,
-            title=self.title,
-            authors=self.authors,
-            year=self.year,
-            publisher=self.publisher,
-            link=self.link,
-            doi=self.doi,
-            tags=self.tags,
-            published=self.published,
-        )
+        return Citation(**{f: getattr(self, f) for f in _CITED})
 
 
 @dataclass(frozen=True)
