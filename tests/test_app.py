@@ -36,6 +36,15 @@ def _launch(service: Service, mcp: bool = False):
     return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
 
 
+@pytest.fixture
+def seed_docs(tmp_path):
+    """A summaries folder holding only the seed, as seed.md."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
+    return docs
+
+
 @pytest.fixture(scope="module")
 def corpus_client(corpus_index, embedder):
     service = Service(CORPUS, corpus_index.folder, embedder, Searcher(corpus_index, embedder))
@@ -67,10 +76,8 @@ def test_ask_applies_filters_and_k(corpus_client):
         assert study["citation"]["published"] >= "2025"
 
 
-def test_rebuild_picks_up_a_new_summary_without_restart(tmp_path, embedder):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
+def test_rebuild_picks_up_a_new_summary_without_restart(tmp_path, seed_docs):
+    docs = seed_docs
     service = make_service(docs, tmp_path / "idx")
     demo, client = _launch(service)
     try:
@@ -86,12 +93,10 @@ def test_rebuild_picks_up_a_new_summary_without_restart(tmp_path, embedder):
         demo.close()
 
 
-def test_mcp_server_lists_the_ask_tool(tmp_path):
+def test_mcp_server_lists_the_ask_tool(tmp_path, seed_docs):
+    docs = seed_docs
     import httpx
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
     demo, client = _launch(make_service(docs, tmp_path / "idx"), mcp=True)
     try:
         schema = httpx.get(client.src.rstrip("/") + "/gradio_api/mcp/schema", timeout=30).json()
@@ -103,13 +108,11 @@ def test_mcp_server_lists_the_ask_tool(tmp_path):
         demo.close()
 
 
-def test_watch_updates_the_index_when_a_summary_is_added_or_removed(tmp_path):
+def test_watch_updates_the_index_when_a_summary_is_added_or_removed(tmp_path, seed_docs):
+    docs = seed_docs
     import threading
     import time
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
     service = make_service(docs, tmp_path / "idx")
     stop = threading.Event()
     thread = service.watch(stop)
