@@ -222,7 +222,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`qa serve`."""
-    from qa.app import make_service, serve
+    from qa.app import serve
+    from qa.service import make_service
 
     service = make_service(args.docs, args.index, args.model, progress=_tqdm_progress())
     for problem in service.problems:
