@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import stat
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,14 @@ from qa.config import CATEGORY_TAGS
 from qa.errors import DocumentError
 
 SUFFIXES = (".md", ".markdown")
+
+# Limits a summary must stay within; each is far above anything real (the largest of the 317
+# summaries is 7 KB, the largest thread page 54 KB with 702 characters of frontmatter and lines
+# of at most 2,254 characters), and each keeps one hostile or mistaken file from stalling a run.
+MAX_FILE_BYTES = 500_000
+MAX_FRONTMATTER_CHARS = 20_000
+MAX_LINE_CHARS = 20_000
+MAX_YAML_DEPTH = 20
 
 # Keep curly quotes and full-width forms: we only want encoding damage undone.
 _FTFY = ftfy.TextFixerConfig(uncurl_quotes=False, fix_character_width=False)
@@ -123,15 +132,25 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{safe_text(str(self.path))}: {self.reason}"
 
 
 @dataclass(frozen=True)
 class LoadResult:
-    """Everything read from a folder: the documents and the files that were skipped."""
+    """Everything read from a folder: the documents, the files that were skipped, the folder."""
 
     documents: tuple[Document, ...]
     problems: tuple[Problem, ...]
+    folder: Path | None = None  # resolved; recorded in the index manifest
+
+
+def safe_text(text: str) -> str:
+    """`text` with undecodable file-name bytes shown as `\\xNN`, so it can be printed and stored.
+
+    Linux file names are bytes; Python keeps the ones that are not UTF-8 as lone surrogates
+    ("surrogateescape"), which no UTF-8 writer accepts.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def repair_text(text: str) -> str:
@@ -157,12 +176,75 @@ def normalise_tag(raw: object) -> tuple[str, str]:
     return "category", word.title()
 
 
-def _as_date(value: object) -> str:
+def _as_date(path: Path, key: str, value: object) -> str:
+    """A frontmatter date as YYYY-MM-DD ('' if absent); an impossible date is the file's problem."""
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()[:10]
     text = str(value or "").strip()
     match = re.match(r"\d{4}-\d{2}-\d{2}", text)
-    return match.group(0) if match else ""
+    if not match:
+        return ""
+    try:
+        dt.date.fromisoformat(match.group(0))
+    except ValueError:
+        raise DocumentError(path, f"{key}: '{text[:40]}' is not a real date (expected YYYY-MM-DD)") from None
+    return match.group(0)
+
+
+class _FrontmatterLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """Safe YAML that keeps dates as text, so an impossible date is reported, not raised mid-run."""
+
+
+_FrontmatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_frontmatter(path: Path, text: str) -> tuple[dict, str]:
+    """Split off and parse the YAML frontmatter under limits; return (metadata, body).
+
+    python-frontmatter finds the block, but its loader expands YAML aliases without limit (a
+    388-byte "billion laughs" block grows to gigabytes), so the YAML is checked event by event
+    first: no aliases (summaries never need them), bounded nesting, bounded size.
+    """
+    handler = frontmatter.YAMLHandler()
+    text = text.strip()
+    if not handler.detect(text):
+        raise DocumentError(path, "no YAML frontmatter (the file must start with '---')")
+    try:
+        block, body = handler.split(text)
+    except ValueError:
+        raise DocumentError(path, "no YAML frontmatter (no closing '---' line)") from None
+    if len(block) > MAX_FRONTMATTER_CHARS:
+        raise DocumentError(
+            path, f"the frontmatter is {len(block):,} characters; the limit is {MAX_FRONTMATTER_CHARS:,}"
+        )
+    try:
+        depth = 0
+        for event in yaml.parse(block, Loader=_FrontmatterLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise DocumentError(
+                    path, f"the frontmatter uses a YAML alias (*{event.anchor}); aliases are not allowed"
+                )
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise DocumentError(
+                        path, f"the frontmatter is nested more than {MAX_YAML_DEPTH} levels deep"
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        meta = yaml.load(block, Loader=_FrontmatterLoader)  # noqa: S506 (a safe loader)
+    except yaml.constructor.ConstructorError as exc:
+        tag = f" {exc.problem.split('tag', 1)[-1].strip()}" if exc.problem else ""
+        raise DocumentError(path, f"the frontmatter uses an unsupported YAML tag{tag}") from None
+    except yaml.YAMLError as exc:
+        reason = str(exc).splitlines()[0]
+        raise DocumentError(path, f"broken YAML frontmatter: {reason}") from None
+    if not isinstance(meta, dict) or not meta:
+        raise DocumentError(path, "empty or unreadable YAML frontmatter")
+    return meta, body.strip()
 
 
 def _inline_links(token: Token) -> list[str]:
@@ -237,21 +319,15 @@ def parse_document(path: Path, raw: bytes) -> Document:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DocumentError(path, f"not UTF-8 text (byte {exc.start})") from None
-    text = repair_text(text.replace("\r\n", "\n"))
-    if not text.lstrip().startswith("---"):
-        raise DocumentError(path, "no YAML frontmatter (the file must start with '---')")
-    try:
-        post = frontmatter.loads(text)
-    except yaml.YAMLError as exc:
-        reason = str(exc).splitlines()[0]
-        raise DocumentError(path, f"broken YAML frontmatter: {reason}") from None
-    meta = post.metadata
-    if not isinstance(meta, dict) or not meta:
-        raise DocumentError(path, "empty or unreadable YAML frontmatter")
+    text = text.replace("\r\n", "\n")
+    longest = max(len(line) for line in text.split("\n"))
+    if longest > MAX_LINE_CHARS:
+        raise DocumentError(path, f"a line is {longest:,} characters long; the limit is {MAX_LINE_CHARS:,}")
+    text = repair_text(text)
+    meta, body = load_frontmatter(path, text)
     title = str(meta.get("title") or "").strip()
     if not title:
         raise DocumentError(path, "the frontmatter has no title")
-    body = post.content
     if not body.strip():
         raise DocumentError(path, "the summary has no text after the frontmatter")
 
@@ -269,8 +345,8 @@ def parse_document(path: Path, raw: bytes) -> Document:
         fields = _overview_fields(body)
     known = {METADATA_LABELS[k.lower()]: v for k, v in fields.items() if k.lower() in METADATA_LABELS}
     link, doi = _pick_link(fields, links)
-    created = _as_date(meta.get("created") or meta.get("date"))
-    published = _as_date(meta.get("published")) or created
+    created = _as_date(path, "created", meta.get("created") or meta.get("date"))
+    published = _as_date(path, "published", meta.get("published")) or created
     year_match = _YEAR.search(label)
     year = (year_match.group(1) or "") if year_match else ""
     year = year or (published[:4] if not year_match else "")
@@ -283,7 +359,7 @@ def parse_document(path: Path, raw: bytes) -> Document:
         if k.lower() not in METADATA_LABELS and len(v) < 300
     }
     return Document(
-        doc_id=path.name,
+        doc_id=safe_text(path.name),
         path=path,
         title=title,
         body=body,
@@ -303,28 +379,74 @@ def parse_document(path: Path, raw: bytes) -> Document:
     )
 
 
-def load_document(path: Path) -> Document:
-    """Read and parse one summary file."""
+def _check_entry(path: Path, folder: Path | None) -> None:
+    """Raise `DocumentError` unless `path` is a regular file that stays inside `folder`.
+
+    Judged from `stat` alone, so a FIFO or device named like a summary is never opened.
+    """
     try:
-        raw = path.read_bytes()
+        info = path.stat()
+    except FileNotFoundError:
+        what = "a broken symbolic link" if path.is_symlink() else "gone"
+        raise DocumentError(path, f"is {what}; skipped") from None
     except OSError as exc:
         raise DocumentError(path, f"cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DocumentError(path, "is a folder, not a summary file; skipped (folders are not read)")
+    if not stat.S_ISREG(info.st_mode):
+        raise DocumentError(path, "is not a regular file (a pipe, socket or device); skipped")
+    if folder is not None and path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(folder.resolve()):
+            raise DocumentError(
+                path, f"is a symbolic link to {safe_text(str(target))}, outside the summaries folder; refused"
+            )
+    if info.st_size > MAX_FILE_BYTES:
+        raise DocumentError(
+            path, f"the file is {info.st_size:,} bytes; the limit for a summary is {MAX_FILE_BYTES:,}"
+        )
+
+
+def load_document(path: Path, folder: Path | None = None) -> Document:
+    """Read and parse one summary file; with `folder`, refuse a symlink that leads out of it."""
+    _check_entry(path, folder)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # the file may have grown since `stat`
+    except OSError as exc:
+        raise DocumentError(path, f"cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DocumentError(path, f"the file is over {MAX_FILE_BYTES:,} bytes, the limit for a summary")
     return parse_document(path, raw)
+
+
+def _named_like_summary(path: Path) -> bool:
+    return path.suffix.lower() in SUFFIXES
 
 
 def summary_files(folder: Path) -> list[Path]:
     """The summary files in a folder (not recursive), sorted by name."""
     if not folder.is_dir():
         raise DocumentError(folder, "is not a folder of summaries")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return sorted(p for p in folder.iterdir() if _named_like_summary(p) and p.is_file())
 
 
 def load_folder(folder: Path, files: Iterable[Path] | None = None) -> LoadResult:
-    """Load every summary in `folder`; unreadable files become `Problem`s, not exceptions."""
+    """Load every summary in `folder`; each file is judged alone and a bad one becomes a `Problem`.
+
+    Entries named like summaries that are not files (folders, pipes, broken links, links leading
+    out of the folder) are reported too, never skipped silently.
+    """
+    if not folder.is_dir():
+        raise DocumentError(folder, "is not a folder of summaries")
+    if files is None:
+        files = sorted(p for p in folder.iterdir() if _named_like_summary(p))
     documents, problems = [], []
-    for path in files if files is not None else summary_files(folder):
+    for path in files:
         try:
-            documents.append(load_document(path))
+            documents.append(load_document(path, folder))
         except DocumentError as exc:
             problems.append(Problem(path, exc.reason))
-    return LoadResult(tuple(documents), tuple(problems))
+        except Exception as exc:  # one file must never stop a run (RecursionError, MemoryError, ...)
+            problems.append(Problem(path, f"could not be read ({type(exc).__name__}: {str(exc)[:200]})"))
+    return LoadResult(tuple(documents), tuple(problems), folder.resolve())

@@ -2,14 +2,18 @@
 
 Files of one generation (`vectors-N.faiss`, `chunks-N.jsonl`, `keywords-N/`, `studies-N/`) are written
 first; `manifest.json`, which names the generation, is replaced last with an atomic rename.
-A crash at any point leaves the previous index readable.
+A crash at any point leaves the previous index readable; a failed write removes what it wrote,
+and the next writer removes what a crash left (temp files, generations that never went live).
+The manifest also records the summaries folder the index follows (`resolve_docs`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -23,7 +27,7 @@ import faiss
 import numpy as np
 
 from qa.chunking import CHUNKER_VERSION, Chunk, chunk_document
-from qa.documents import Citation, Document, LoadResult
+from qa.documents import SUFFIXES, Citation, Document, LoadResult, safe_text
 from qa.embedding import Embedder
 from qa.errors import IndexStateError
 from qa.keywords import KeywordIndex
@@ -31,6 +35,21 @@ from qa.keywords import KeywordIndex
 FORMAT = 1
 MANIFEST = "manifest.json"
 _GENERATION = re.compile(r"^(?:vectors|chunks|keywords|studies)-(\d+)")
+_TEMP = re.compile(r"^\.manifest-.*\.tmp$")
+#: Passages one summary may become; the longest thread page makes under 60. A 10 MB file
+#: made 11,757 (five times the whole corpus) before this limit.
+MAX_PASSAGES = 300
+SWITCH_HINT = "--switch-docs"
+
+# Files are written with the process's usual mode (0644 under the common umask 022); mkstemp
+# would make the manifest 0600 unlike the rest. Read once at import, when no thread runs yet.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
+# Vectors embedded by an update whose save failed (a full disk), by (model, embedded text):
+# the retry from the same process (the server's watcher or Rebuild button) reuses them.
+_PENDING: dict[tuple[str, str], np.ndarray] = {}
 
 #: Called with (done, total, what) while an update runs.
 Progress = Callable[[int, int, str], None]
@@ -45,6 +64,7 @@ class UpdateReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     kept_broken: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # "name: why", over a limit
     embedded_chunks: int = 0
     rebuilt_reason: str = ""
 
@@ -61,6 +81,8 @@ class UpdateReport:
         )
         if self.kept_broken:
             text += f"; {len(self.kept_broken)} unreadable file(s) kept at their last good version"
+        if self.refused:
+            text += f"; refused {'; '.join(self.refused)}"
         return text
 
 
@@ -170,34 +192,163 @@ class Index:
             )
 
     def save(self) -> None:
-        """Write a new generation of files, then switch the manifest to it atomically."""
+        """Write a new generation of files, then switch the manifest to it atomically.
+
+        A failed write (a full disk) removes every file it made and raises `IndexStateError`
+        saying how much room is needed; the previous index stays live.
+        """
         _check_folder(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        # Never reuse a generation that may be live on disk (a rebuild starts from 0).
+        live = _live_generation(self.folder)
+        # Never reuse a generation that may be on disk (a rebuild starts from 0).
         on_disk = [int(m.group(1)) for p in self.folder.iterdir() if (m := _GENERATION.match(p.name))]
-        gen = max([self.manifest.get("generation", 0), *on_disk]) + 1
-        faiss.write_index(self.vectors, str(self.folder / f"vectors-{gen}.faiss"))
-        with open(self.folder / f"chunks-{gen}.jsonl", "w", encoding="utf-8") as fh:
-            for cid, chunk in self.chunks.items():
-                fh.write(_chunk_to_json(cid, chunk) + "\n")
-        for name, keywords in (("keywords", self.keywords), ("studies", self.study_keywords)):
-            keyword_dir = self.folder / f"{name}-{gen}"
-            shutil.rmtree(keyword_dir, ignore_errors=True)
-            keywords.save(keyword_dir)
-        manifest = {**self.manifest, "generation": gen, "updated_at": _now()}
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".manifest-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, ensure_ascii=False, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.folder / MANIFEST)
+        gen = max([self.manifest.get("generation", 0), live or 0, *on_disk]) + 1
+        manifest = {**self.manifest, "generation": gen, "previous_generation": live, "updated_at": _now()}
+        vectors = faiss.serialize_index(self.vectors).tobytes()  # written by Python: OSError, errno
+        chunks = "".join(_chunk_to_json(cid, chunk) + "\n" for cid, chunk in self.chunks.items())
+        written: list[Path] = []
+        try:
+            for name, data in ((f"vectors-{gen}.faiss", vectors), (f"chunks-{gen}.jsonl", chunks.encode())):
+                written.append(self.folder / name)
+                _write_file(self.folder / name, data)
+            for name, keywords in (("keywords", self.keywords), ("studies", self.study_keywords)):
+                written.append(self.folder / f"{name}-{gen}")
+                shutil.rmtree(written[-1], ignore_errors=True)
+                keywords.save(written[-1])
+            # ASCII JSON: file names that are not UTF-8 are stored escaped, never fail to encode.
+            text = json.dumps(manifest, ensure_ascii=True, indent=1).encode()
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".manifest-", suffix=".tmp")
+            written.append(Path(tmp))
+            os.close(fd)
+            _write_file(Path(tmp), text)
+            os.replace(tmp, self.folder / MANIFEST)
+        except OSError as exc:
+            for path in written:
+                _remove(path)
+            needed = len(vectors) + 2 * len(chunks)  # keyword files are smaller than the chunks
+            raise _write_error(self.folder, exc, needed) from None
         self.manifest = manifest
-        # Keep the previous generation too: a reader that has just read the old manifest
-        # still finds its files. Older ones go.
-        for stale in self.folder.iterdir():
-            match = _GENERATION.match(stale.name)
-            if match and int(match.group(1)) < gen - 1:
-                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
+        # The previous live generation stays for a reader that has just read the old manifest;
+        # everything else goes (older ones, and any a crash left that never went live).
+        _remove_generations(self.folder, keep={gen, live})
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write, flush to disk and set the usual mode; a short or failed write raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_error(folder: Path, exc: OSError, needed: int) -> IndexStateError:
+    """A plain message for a failed index write, with the room to free when the disk is full."""
+    where = safe_text(str(folder.resolve()))
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = shutil.disk_usage(folder).free
+        short = max(1, math.ceil((needed - free) / 1e6))
+        return IndexStateError(
+            f"the disk is full: free {short} MB in {where} (the new index files need about "
+            f"{math.ceil(needed / 1e6)} MB), then run again; the previous index is unchanged"
+        )
+    return IndexStateError(
+        f"could not write the index in {where} ({exc.strerror or exc}); the previous index is unchanged"
+    )
+
+
+def _live_generation(folder: Path) -> int | None:
+    """The generation `manifest.json` names, or None when there is no readable manifest."""
+    try:
+        return int(json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remove_generations(folder: Path, keep: set[int | None]) -> None:
+    for path in folder.iterdir():
+        match = _GENERATION.match(path.name)
+        if match and int(match.group(1)) not in keep:
+            _remove(path)
+
+
+def clean_leftovers(folder: Path) -> None:
+    """Remove what a crash left: manifest temp files and generations the manifest does not name.
+
+    Only a writer calls this (under the writer lock), so no save is under way meanwhile.
+    """
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if _TEMP.match(path.name):
+            _remove(path)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        live = int(manifest["generation"])
+    except FileNotFoundError:
+        _remove_generations(folder, keep=set())  # a first build that crashed: nothing went live
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a damaged manifest: leave the files for whoever inspects or rebuilds it
+    # Manifests written before "previous_generation" existed kept the one below the live one.
+    _remove_generations(folder, keep={live, manifest.get("previous_generation", live - 1)})
+
+
+def recorded_docs(index_dir: Path) -> Path | None:
+    """The summaries folder the index in `index_dir` was built from, if it records one."""
+    try:
+        recorded = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("docs")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(recorded) if isinstance(recorded, str) and recorded else None
+
+
+def _switch_refusal(index_dir: Path, recorded: Path, docs: Path, indexed: dict) -> IndexStateError:
+    try:
+        present = {safe_text(p.name) for p in docs.iterdir() if p.suffix.lower() in SUFFIXES}
+    except OSError:
+        present = set()
+    lost = len(set(indexed) - present)
+    return IndexStateError(
+        f"the index in {safe_text(str(index_dir))} follows the summaries in "
+        f"{safe_text(str(recorded))}, not {safe_text(str(docs.resolve()))}; updating it from there "
+        f"would remove {lost} of its {len(indexed)} summaries. Leave out --docs to use "
+        f"{safe_text(str(recorded))}, choose another --index, or add {SWITCH_HINT} (or --rebuild) "
+        "to make this index follow the new folder"
+    )
+
+
+def resolve_docs(
+    index_dir: Path, docs: Path | None, switch: bool = False, default: Path | None = None
+) -> Path:
+    """The summaries folder a command should read for the index in `index_dir`.
+
+    No `docs`: the folder the index records (else `default`). A `docs` other than the recorded
+    one raises `IndexStateError`, naming both folders and what would be removed, unless `switch`.
+    """
+    recorded = recorded_docs(index_dir)
+    if docs is None:
+        if recorded is None and default is None:
+            raise IndexStateError(f"the index in {index_dir} records no summaries folder: give --docs")
+        return recorded or default  # type: ignore[return-value]
+    if recorded is not None and docs.resolve() != recorded and not switch:
+        try:
+            indexed = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))["documents"]
+        except (OSError, ValueError, KeyError):
+            indexed = {}
+        raise _switch_refusal(index_dir, recorded, docs, indexed)
+    return docs
 
 
 def build_study_keywords(index: Index) -> KeywordIndex:
@@ -243,19 +394,69 @@ def update_index(
     embedder: Embedder,
     *,
     rebuild: bool = False,
+    switch_docs: bool = False,
     progress: Progress | None = None,
 ) -> tuple[Index, UpdateReport]:
     """Bring the index in `folder` up to date with `loaded`, embedding only what changed.
 
     A file that can no longer be parsed keeps its previously indexed passages, so a bad
-    edit never loses data; a file that is gone is removed.
+    edit never loses data; a file that is gone is removed. Reading another summaries folder
+    than the recorded one, or removing more than half of the summaries, needs `switch_docs`
+    (or `rebuild`); an empty folder never empties the index.
     """
     with _writer_lock(folder):
-        return _update(folder, loaded, embedder, rebuild, progress)
+        clean_leftovers(folder)
+        return _update(folder, loaded, embedder, rebuild, switch_docs or rebuild, progress)
+
+
+def _load_or_none(folder: Path) -> Index | None:
+    try:  # kept only to carry over files that are unreadable now (never lose indexed data)
+        return Index.load(folder) if (folder / MANIFEST).exists() else None
+    except IndexStateError:
+        return None
+
+
+def _guard(folder: Path, loaded: LoadResult, before: Index | None, broken: set[str], switch: bool) -> None:
+    """Refuse an update that would empty the index, or switch or mostly drop its summaries."""
+    known = before.documents if before is not None else {}
+    if known and not loaded.documents and not loaded.problems:
+        # An empty or unmounted folder is far likelier than a collection deleted on purpose.
+        raise IndexStateError(
+            f"no summaries were found, so the index in {folder} ({len(known)} summaries) was left "
+            f"as it is; check --docs (to empty the index, delete {folder})"
+        )
+    if switch or before is None:
+        return
+    recorded = before.manifest.get("docs")
+    if loaded.folder is not None and recorded and Path(recorded) != loaded.folder:
+        raise _switch_refusal(folder, Path(recorded), loaded.folder, known)
+    gone = set(known) - {d.doc_id for d in loaded.documents} - broken
+    if len(gone) > len(known) / 2:
+        where = f" in {safe_text(str(loaded.folder))}" if loaded.folder else ""
+        raise IndexStateError(
+            f"this update would remove {len(gone)} of the {len(known)} summaries in the index in "
+            f"{folder} (they are no longer{where}); the index was left as it is. If that is "
+            f"meant, run again with {SWITCH_HINT} (or --rebuild)"
+        )
+
+
+def _chunk_within_limit(doc: Document, embedder: Embedder, report: UpdateReport) -> list[Chunk] | None:
+    chunks = chunk_document(doc, embedder.max_tokens, embedder.count_tokens)
+    if len(chunks) <= MAX_PASSAGES:
+        return chunks
+    report.refused.append(
+        f"{doc.doc_id}: it makes {len(chunks):,} passages; the limit for one summary is {MAX_PASSAGES}"
+    )
+    return None
 
 
 def _update(
-    folder: Path, loaded: LoadResult, embedder: Embedder, rebuild: bool, progress: Progress | None
+    folder: Path,
+    loaded: LoadResult,
+    embedder: Embedder,
+    rebuild: bool,
+    switch: bool,
+    progress: Progress | None,
 ) -> tuple[Index, UpdateReport]:
     report = UpdateReport()
     index: Index | None = None
@@ -271,39 +472,32 @@ def _update(
         report.rebuilt_reason = "asked to rebuild"
     previous: Index | None = None
     if index is None:
-        try:  # kept only to carry over files that are unreadable now (never lose indexed data)
-            previous = Index.load(folder) if (folder / MANIFEST).exists() else None
-        except IndexStateError:
-            previous = None
+        previous = _load_or_none(folder)
         index = Index.empty(folder, embedder)
 
-    known = index.documents
-    if known and not loaded.documents and not loaded.problems:
-        # An empty or unmounted folder is far likelier than a collection deleted on purpose.
-        raise IndexStateError(
-            f"no summaries were found, so the index in {folder} ({len(known)} summaries) was left "
-            f"as it is; check --docs (to empty the index, delete {folder})"
-        )
     current = {doc.doc_id: doc for doc in loaded.documents}
-    broken = {p.path.name for p in loaded.problems}
+    broken = {safe_text(p.path.name) for p in loaded.problems}
+    _guard(folder, loaded, index if index.documents else previous, broken, switch)
+    known = index.documents
+    todo: list[tuple[Document, list[Chunk]]] = []
+    for doc_id, doc in current.items():
+        entry = known.get(doc_id)
+        if entry is not None and entry["hash"] == doc.content_hash:
+            report.unchanged += 1
+            continue
+        chunks = _chunk_within_limit(doc, embedder, report)
+        if chunks is None:
+            broken.add(doc_id)  # like an unreadable file: its last good version stays
+            continue
+        (report.added if entry is None else report.changed).append(doc_id)
+        todo.append((doc, chunks))
     for doc_id in list(known):
-        if doc_id in current:
+        if doc_id in current and doc_id not in broken:
             continue
         if doc_id in broken:
             report.kept_broken.append(doc_id)
         else:
             report.removed.append(doc_id)
-    todo: list[Document] = []
-    for doc_id, doc in current.items():
-        entry = known.get(doc_id)
-        if entry is None:
-            report.added.append(doc_id)
-            todo.append(doc)
-        elif entry["hash"] != doc.content_hash:
-            report.changed.append(doc_id)
-            todo.append(doc)
-        else:
-            report.unchanged += 1
 
     for doc_id in report.removed + report.changed:
         ids = known.pop(doc_id)["chunks"]
@@ -313,11 +507,10 @@ def _update(
 
     new_chunks: list[tuple[int, Chunk]] = []
     next_id = index.manifest["next_id"]
-    for doc in todo:
-        chunks = chunk_document(doc, embedder.max_tokens, embedder.count_tokens)
+    for doc, chunks in todo:
         ids = list(range(next_id, next_id + len(chunks)))
         next_id += len(chunks)
-        known[doc.doc_id] = {"hash": doc.content_hash, "path": str(doc.path), "chunks": ids}
+        known[doc.doc_id] = {"hash": doc.content_hash, "path": safe_text(str(doc.path)), "chunks": ids}
         new_chunks.extend(zip(ids, chunks))
     if previous is not None:
         # A full rebuild: files unreadable now keep the passages they had, embedded anew.
@@ -329,21 +522,14 @@ def _update(
             new_chunks.extend(zip(ids, chunks))
             report.kept_broken.append(doc_id)
     index.manifest["next_id"] = next_id
+    _embed(index, new_chunks, embedder, progress)
+    report.embedded_chunks = len(new_chunks)
 
-    texts = [c.embed_text for _, c in new_chunks]
-    batch = 64
-    if progress and texts:
-        progress(0, len(texts), "embedding passages")
-    for start in range(0, len(texts), batch):
-        part = new_chunks[start : start + batch]
-        vectors = embedder.encode([c.embed_text for _, c in part])
-        index.vectors.add_with_ids(vectors, np.asarray([i for i, _ in part], dtype=np.int64))
-        index.chunks.update(part)
-        if progress:
-            progress(min(start + batch, len(texts)), len(texts), "embedding passages")
-    report.embedded_chunks = len(texts)
-
-    if report.touched or not (folder / MANIFEST).exists():
+    docs = str(loaded.folder) if loaded.folder is not None else index.manifest.get("docs")
+    moved = docs != index.manifest.get("docs")
+    if docs:
+        index.manifest["docs"] = docs
+    if report.touched or moved or not (folder / MANIFEST).exists():
         ordered = sorted(index.chunks)
         index.keywords = KeywordIndex.build(ordered, [index.chunks[i].embed_text for i in ordered])
         # Whole summaries too: a study about a topic uses its words in every section, and
@@ -351,8 +537,39 @@ def _update(
         index.study_keywords = build_study_keywords(index)
         if report.rebuilt_reason:
             index.manifest["built_at"] = _now()
-        index.save()
+        try:
+            index.save()
+        except IndexStateError:
+            # Keep what was embedded, so the retry from this process does not embed it again.
+            for cid, chunk in new_chunks:
+                _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.reconstruct(cid)
+            raise
+        _PENDING.clear()
     return index, report
+
+
+def _embed(
+    index: Index, new_chunks: list[tuple[int, Chunk]], embedder: Embedder, progress: Progress | None
+) -> None:
+    """Add the vectors of `new_chunks`, reusing any kept from a failed save."""
+    total, batch = len(new_chunks), 64
+    if progress and total:
+        progress(0, total, "embedding passages")
+    for start in range(0, total, batch):
+        part = new_chunks[start : start + batch]
+        keys = [(embedder.name, c.embed_text) for _, c in part]
+        missing = [i for i, key in enumerate(keys) if key not in _PENDING]
+        fresh = embedder.encode([part[i][1].embed_text for i in missing])
+        vectors = np.zeros((len(part), embedder.dimension), dtype=np.float32)
+        for row, i in enumerate(missing):
+            vectors[i] = fresh[row]
+        for i, key in enumerate(keys):
+            if key in _PENDING:
+                vectors[i] = _PENDING[key]
+        index.vectors.add_with_ids(vectors, np.asarray([i for i, _ in part], dtype=np.int64))
+        index.chunks.update(part)
+        if progress:
+            progress(min(start + batch, total), total, "embedding passages")
 
 
 def open_index(folder: Path, embedder: Embedder) -> Index:

@@ -335,7 +335,8 @@ def test_load_folder_keeps_good_files_and_reports_bad_ones(mixed_folder):
     result = load_folder(mixed_folder)
     assert sorted(d.doc_id for d in result.documents) == ["good.md", "no_details.markdown"]
     reasons = {p.path.name: p.reason for p in result.problems}
-    assert set(reasons) == set(BAD_FILES)
+    assert set(reasons) == {*BAD_FILES, "sub.md"}
+    assert "folder" in reasons["sub.md"]  # never skipped silently
     for name, (_, pattern) in BAD_FILES.items():
         assert re.search(pattern, reasons[name], re.I), (name, reasons[name])
     for problem in result.problems:
