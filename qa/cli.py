@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,14 +13,23 @@ from qa import __version__, config
 from qa.errors import QAError
 from qa.search import MODES
 
+DOCS_HELP = (
+    f"folder of Markdown summaries (default: the folder the index was built from, else "
+    f"{config.DEFAULT_DOCS}; env QA_DOCS)"
+)
+
+
+def _switch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--switch-docs",
+        action="store_true",
+        help="let the index follow another --docs folder than the one it was built from, or drop "
+        "more than half of its summaries (refused otherwise)",
+    )
+
 
 def _common(parser: argparse.ArgumentParser, docs_help: str = "") -> None:
-    parser.add_argument(
-        "--docs",
-        type=Path,
-        default=None if docs_help else config.DEFAULT_DOCS,
-        help=docs_help or "folder of Markdown summaries (default: %(default)s, env QA_DOCS)",
-    )
+    parser.add_argument("--docs", type=Path, default=None, help=docs_help or DOCS_HELP)
     parser.add_argument(
         "--index",
         type=Path,
@@ -75,11 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument("--rebuild", action="store_true", help="embed everything again from scratch")
+    _switch(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("ask", help="print the passages that answer a question")
     p.add_argument("question", help="the question, in quotes")
     _common(p, docs_help="if given, first bring the index up to date with this folder of summaries")
+    _switch(p)
     p.add_argument(
         "-k", type=_positive, default=config.DEFAULT_K, help="studies to show (default: %(default)s)"
     )
@@ -101,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--watch", action="store_true", help="update the index whenever a summary is added, edited or removed"
     )
+    _switch(p)
+    p.add_argument(
+        "--allow-rebuild", action="store_true", help="show the Rebuild button to every visitor (operator use)"
+    )
 
     p = sub.add_parser(
         "eval",
@@ -116,12 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split", choices=("test", "dev"), default="test", help="BEIR qrels split (default: test)"
     )
-    p.add_argument(
-        "--docs",
-        type=Path,
-        default=None,
-        help=f"with --questions: folder of summaries (default: {config.DEFAULT_DOCS}, env QA_DOCS)",
-    )
+    p.add_argument("--docs", type=Path, default=None, help="with --questions: " + DOCS_HELP)
+    _switch(p)
     p.add_argument(
         "--index",
         type=Path,
@@ -159,7 +171,27 @@ def _tqdm_progress():
     return progress
 
 
-def refresh_index(docs: Path, index_dir: Path, model: str, *, rebuild: bool = False, quiet: bool = False):
+def resolve_docs_arg(args: argparse.Namespace) -> Path:
+    """The summaries folder for a command: --docs (or QA_DOCS), else the one the index records."""
+    from qa.index import recorded_docs, resolve_docs
+
+    given = args.docs if args.docs is not None else os.environ.get("QA_DOCS")
+    switch = args.switch_docs or getattr(args, "rebuild", False)
+    docs = resolve_docs(args.index, Path(given) if given else None, switch, default=config.DEFAULT_DOCS)
+    if given is None and docs == recorded_docs(args.index):
+        print(f"note: reading summaries from {docs}, the folder this index was built from", file=sys.stderr)
+    return docs
+
+
+def refresh_index(
+    docs: Path,
+    index_dir: Path,
+    model: str,
+    *,
+    rebuild: bool = False,
+    quiet: bool = False,
+    switch: bool = False,
+):
     """Load the summaries, report skipped files, update the index; return (index, report, embedder)."""
     from qa.documents import load_folder
     from qa.embedding import get_embedder
@@ -170,16 +202,24 @@ def refresh_index(docs: Path, index_dir: Path, model: str, *, rebuild: bool = Fa
         print(f"warning: skipped {problem}", file=sys.stderr)
     embedder = get_embedder(model)
     index, report = update_index(
-        index_dir, loaded, embedder, rebuild=rebuild, progress=None if quiet else _tqdm_progress()
+        index_dir,
+        loaded,
+        embedder,
+        rebuild=rebuild,
+        switch_docs=switch,
+        progress=None if quiet else _tqdm_progress(),
     )
+    for refused in report.refused:
+        print(f"warning: refused {refused}", file=sys.stderr)
     return index, report, embedder
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     """`qa index`."""
     start = time.perf_counter()
+    docs = resolve_docs_arg(args)
     index, report, _ = refresh_index(
-        args.docs, args.index, args.model, rebuild=args.rebuild, quiet=args.quiet
+        docs, args.index, args.model, rebuild=args.rebuild, quiet=args.quiet, switch=args.switch_docs
     )
     if report.rebuilt_reason and report.rebuilt_reason != "asked to rebuild":
         print(f"note: rebuilt the whole index because {report.rebuilt_reason}", file=sys.stderr)
@@ -204,7 +244,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.docs is not None:
-        index, _, embedder = refresh_index(args.docs, args.index, args.model, quiet=True)
+        docs = resolve_docs_arg(args)
+        index, _, embedder = refresh_index(docs, args.index, args.model, quiet=True, switch=args.switch_docs)
     else:
         embedder = get_embedder(args.model)
         index = open_index(args.index, embedder)
@@ -225,13 +266,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from qa.app import serve
     from qa.service import make_service
 
-    service = make_service(args.docs, args.index, args.model, progress=_tqdm_progress())
+    docs = resolve_docs_arg(args)
+    if args.switch_docs:  # the service's own update keeps to the recorded folder: switch first
+        refresh_index(docs, args.index, args.model, switch=True)
+    service = make_service(docs, args.index, args.model, progress=_tqdm_progress())
     for problem in service.problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
     index = service.searcher.index
     print(f"index: {len(index.documents)} summaries; {service.last_report.summary()}")
     print(f"serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)")
-    serve(service, host=args.host, port=args.port, mcp=args.mcp, watch=args.watch)
+    serve(
+        service, host=args.host, port=args.port, mcp=args.mcp, watch=args.watch, operator=args.allow_rebuild
+    )
     return 0
 
 
@@ -259,9 +305,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         index, _ = update_index(index_dir, LoadResult(tuple(documents), ()), embedder, progress=progress)
     else:
         questions = load_questions(args.questions)
-        index_dir = args.index or config.DEFAULT_INDEX
+        args.index = index_dir = args.index or config.DEFAULT_INDEX
+        docs = resolve_docs_arg(args)
         index, _, embedder = refresh_index(
-            args.docs or config.DEFAULT_DOCS, index_dir, args.model, quiet=args.quiet
+            docs, index_dir, args.model, quiet=args.quiet, switch=args.switch_docs
         )
         missing = sorted({name for q in questions for name in q.relevant} - set(index.documents))
         if missing:
