@@ -29,7 +29,13 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null) || \
 	  echo "warning: could not install chromium; the browser test will be skipped"
 
-test: setup browser
+# axe-core (accessibility rules) from npm, injected into the page by the browser test.
+AXE := tests/node_modules/axe-core/axe.min.js
+$(AXE):
+	@command -v npm >/dev/null 2>&1 && npm install --no-save --no-audit --no-fund --prefix tests axe-core@4 >/dev/null || \
+	  echo "warning: could not install axe-core with npm; the accessibility checks will be skipped"
+
+test: setup browser $(AXE)
 	$(VENV)/bin/ruff check qa tests bench
 	$(VENV)/bin/ruff format --check qa tests bench
 	$(VENV)/bin/pytest -q

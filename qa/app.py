@@ -1,12 +1,16 @@
-"""The Gradio chat app and its API: ask a question, get cited passages; rebuild the index live."""
+"""The Gradio chat app and its API: ask a question, get a quoted digest and cited study cards."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
+import re
 import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -15,8 +19,16 @@ from qa.citations import to_bibtex, to_ris, to_text
 from qa.config import CATEGORY_TAGS, DEFAULT_K
 from qa.errors import QAError
 from qa.followup import wants_study, with_context
-from qa.render import answer_html, text_html
-from qa.search import parse_filters
+from qa.render import (
+    answer_html,
+    answer_text,
+    filters_text,
+    share_query,
+    study_types,
+    text_html,
+    turn_html,
+)
+from qa.search import Answer, Filters, parse_filters
 from qa.service import Service, make_service  # noqa: F401  (make_service: re-exported for callers)
 
 EXAMPLES = [
@@ -26,22 +38,92 @@ EXAMPLES = [
     "Are there blood tests that can diagnose ME/CFS?",
     "What is known about Long COVID and the immune system?",
 ]
+MAX_K = 20  # the API's bound on studies per answer (the app's slider stops at 10)
+MAX_QUESTION = 1000  # characters; a question longer than this is not a question
+SORTS = ("Best match", "Newest first")
+ANY = "Any"
+# Sections that say how a study was done; "Discussion" and "Conclusion" talk about other and
+# future studies, so a design named there is not this study's.
+METHOD_SECTIONS = (
+    "Summary",
+    "What was researched?",
+    "How was it researched?",
+    "Overview",
+    "Purpose of the Trial",
+    "Trial Design & Procedure",
+)
 
 CSS = """
-.gradio-container { font-size: 17px; line-height: 1.55; }
-.qa-study { border-top: 1px solid var(--border-color-primary); padding: 0.7em 0 0.5em 0; margin-top: 0.4em; }
-.qa-cite { font-size: 1.05em; }
-.qa-num { font-weight: 700; margin-right: 0.2em; }
-.qa-meta, .qa-filters, .qa-also, .qa-disclaimer { color: inherit; opacity: 0.85; font-size: 0.92em; }
-.qa-meta a { color: var(--link-text-color); }
+.gradio-container { font-size: 17px; line-height: 1.55; max-width: 46rem !important; margin: 0 auto !important; }
+#qa-intro h1 { font-size: 1.5em; margin: 0.2em 0; }
+#qa-intro p { margin: 0.2em 0; }
+.qa-chat { font-size: 17px; line-height: 1.55; }
+.qa-turn { border-top: 2px solid var(--border-color-primary); padding: 0.6em 0 0.8em 0; }
+.qa-question { font-size: 1.15em; margin: 0.2em 0 0.4em 0; }
+.qa-you { font-weight: 400; opacity: 0.85; }
+.qa-note, .qa-meta, .qa-filters, .qa-also, .qa-disclaimer { font-size: 0.92em; }
+.qa-digest { background: var(--background-fill-secondary); border-left: 4px solid #2f6f3e;
+             padding: 0.4em 0.8em; margin: 0.4em 0 0.8em 0; }
+.qa-digest-h { font-size: 1em; margin: 0.2em 0; }
+.qa-digest ul { margin: 0.2em 0; padding-left: 1.1em; }
+.qa-digest li { margin: 0.3em 0; }
+.qa-study { border-top: 1px solid var(--border-color-primary); padding: 0.5em 0 0.3em 0; }
+.qa-cite { font-size: 1.02em; font-weight: 600; margin: 0.1em 0; }
+.qa-num { margin-right: 0.2em; }
+.qa-meta { margin: 0.1em 0 0.3em 0; }
+.qa-kind { font-weight: 600; }
+.qa-chat a, .qa-source a { color: var(--link-text-color); text-decoration: underline; }
 .qa-tag { display: inline-block; border: 1px solid var(--border-color-primary); border-radius: 0.8em;
-          padding: 0 0.55em; margin-left: 0.3em; font-size: 0.85em; }
-.qa-section { font-weight: 600; font-size: 1em; margin: 0.4em 0 0.1em 0; }
-.qa-passage { margin: 0.2em 0 0.4em 0; }
+          padding: 0 0.55em; margin-left: 0.2em; font-size: 0.85em; }
+.qa-section { font-weight: 600; font-size: 0.95em; margin: 0.4em 0 0.1em 0; }
+.qa-chat .qa-passage, .qa-source .qa-passage { margin: 0.2em 0 0.4em 0; padding-left: 0.8em; border-left: 3px solid var(--border-color-primary); }
 .qa-passage mark { background: #fff0a8; color: #111; padding: 0 0.1em; }
-.qa-notcovered { background: var(--background-fill-secondary); color: var(--body-text-color);
-                 border-left: 4px solid #b35c00; padding: 0.5em; }
-.qa-source { font-size: 17px; max-height: 640px; overflow-y: auto; }
+.qa-more summary { cursor: pointer; color: var(--link-text-color); text-decoration: underline; }
+.qa-notcovered { background: var(--background-fill-secondary); border-left: 4px solid #b35c00; padding: 0.5em; }
+.qa-actions button { border: 1px solid var(--border-color-primary); border-radius: 0.4em; padding: 0.2em 0.7em;
+                     margin: 0.3em 0.5em 0 0; background: var(--background-fill-secondary); color: var(--body-text-color); }
+.qa-done { font-size: 0.9em; }
+.qa-wait { font-style: italic; }
+.qa-source { font-size: 17px; }
+#qa-ask { background: #1d4ed8; color: #fff; border-color: #1d4ed8; }
+"""
+
+# Client side of the answer area (runs once, on the element that holds the conversation):
+# copy buttons, and landing the view on the top of the newest question, never an answer's end.
+CHAT_JS = """
+const copyText = async (text) => {
+  try { await navigator.clipboard.writeText(text); return true; } catch (e) {
+    const area = document.createElement('textarea');
+    area.value = text; area.setAttribute('readonly', ''); area.style.position = 'fixed'; area.style.opacity = '0';
+    document.body.appendChild(area); area.select();
+    const ok = document.execCommand('copy'); area.remove(); return ok;
+  }
+};
+element.addEventListener('click', async (ev) => {
+  const button = ev.target.closest('button.qa-copy, button.qa-share');
+  if (!button) return;
+  const text = button.classList.contains('qa-copy')
+    ? button.dataset.copy : location.origin + location.pathname + button.dataset.share;
+  const ok = await copyText(text);
+  const status = button.parentElement.querySelector('.qa-done');
+  if (status) status.textContent = ok ? (button.classList.contains('qa-copy') ? 'Answer copied.' : 'Link copied.')
+                                     : 'Could not copy: select the text instead.';
+});
+let seen = '';
+const land = () => {
+  const turns = element.querySelectorAll('.qa-turn');
+  const last = turns[turns.length - 1];
+  if (!last) { seen = ''; return; }
+  const key = last.id + (last.classList.contains('qa-pending') ? '-pending' : '');
+  if (key === seen) return;
+  seen = key;
+  last.scrollIntoView({block: 'start'});
+  const heading = last.querySelector('.qa-question');
+  if (heading && !last.classList.contains('qa-pending')) heading.focus({preventScroll: true});
+  if (last.dataset.share) history.replaceState(null, '', location.pathname + last.dataset.share);
+};
+new MutationObserver(land).observe(element, {childList: true, subtree: true});
+land();
 """
 
 
@@ -64,8 +146,152 @@ def _export_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="qa-cite-"))
 
 
-def build_app(service: Service) -> gr.Blocks:
-    """The Gradio Blocks app wired to `service`."""
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def check_date(label: str, value: Any) -> str:
+    """A date filter as given ("2024", "2024-05", "2024-05-31") or ""; ValueError says what is wrong."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{label} date must be text such as 2024 or 2024-05-31 (got {type(value).__name__})")
+    value = value.strip()
+    if not value or value == ANY:
+        return ""
+    match = _DATE.match(value)
+    if not match:
+        raise ValueError(f"{label} date must look like 2024, 2024-05 or 2024-05-31 (got {value!r})")
+    year, month, day = (int(g) if g else 1 for g in match.groups())
+    try:
+        dt.date(year, month, day)
+    except ValueError:
+        raise ValueError(f"{label} date {value!r} is not a real date") from None
+    return value
+
+
+def check_filters(tags: Any, date_from: Any, date_to: Any) -> Filters:
+    """Filters from user or API input, every problem a ValueError with a plain message."""
+    if tags is None:
+        tags = []
+    if isinstance(tags, str):
+        tags = [tags] if tags else []
+    if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+        raise ValueError(f"tags must be a list of tag names from {', '.join(CATEGORY_TAGS)}")
+    start, end = check_date("From", date_from), check_date("To", date_to)
+    if start and end and start[: len(end)] > end:
+        raise ValueError(f"the From date ({start}) is after the To date ({end})")
+    return parse_filters(list(tags), start, end)
+
+
+def check_k(k: Any) -> int:
+    """The number of studies: a whole number from 1 to MAX_K; None means the default."""
+    if k is None:
+        return DEFAULT_K
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, str) and k.strip().isdigit():
+        k = int(k.strip())
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise ValueError(f"k must be a whole number from 1 to {MAX_K} (got {k!r})")
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be from 1 to {MAX_K} (got {k})")
+    return k
+
+
+def check_question(question: Any, name: str = "question") -> str:
+    """A question as text; anything else is a ValueError."""
+    if question is None and name == "previous":
+        return ""
+    if not isinstance(question, str):
+        raise ValueError(f"{name} must be text (got {type(question).__name__})")
+    if len(question) > MAX_QUESTION:
+        raise ValueError(f"{name} is too long: at most {MAX_QUESTION} characters (got {len(question)})")
+    return question.strip()
+
+
+def matching_studies(service: Service, filters: Filters) -> int:
+    """How many summaries in the index pass the filters."""
+    index = service.searcher.index
+    if not filters.active:
+        return len(index.documents)
+    return sum(
+        1
+        for doc_id in index.documents
+        if (chunks := index.chunks_of(doc_id)) and filters.allows(chunks[0].citation)
+    )
+
+
+def _newest_first(answer: Answer) -> Answer:
+    order = sorted(answer.studies, key=lambda s: s.citation.published or s.citation.year, reverse=True)
+    studies = tuple(dataclasses.replace(s, rank=n) for n, s in enumerate(order, start=1))
+    return dataclasses.replace(answer, studies=studies)
+
+
+def _summary_parts(service: Service, doc_id: str) -> list[tuple[str, str]]:
+    """The sections of an indexed summary, in order (the parts of a long section joined)."""
+    parts: list[tuple[str, str]] = []
+    for chunk in service.searcher.index.chunks_of(doc_id):
+        if parts and parts[-1][0] == chunk.section:
+            parts[-1] = (chunk.section, parts[-1][1] + "\n\n" + chunk.text)
+        else:
+            parts.append((chunk.section, chunk.text))
+    return parts
+
+
+def _types(service: Service, answer: Answer) -> dict[str, list[str]]:
+    out = {}
+    for study in answer.studies:
+        parts = _summary_parts(service, study.doc_id)
+        methods = [t for h, t in parts if h in METHOD_SECTIONS] or [t for _, t in parts]
+        out[study.doc_id] = study_types([study.citation.title, *methods])
+    return out
+
+
+def reader_about(service: Service) -> str:
+    """Markdown for readers: what the collection is, its size and dates, and what it is not."""
+    index = service.searcher.index
+    dates = sorted(
+        c.published for d in index.documents if (ch := index.chunks_of(d)) and (c := ch[0].citation).published
+    )
+    span = f", published {dates[0][:4]} to {dates[-1][:4]}" if dates else ""
+    return (
+        f"**{len(index.documents)} plain-language summaries** of ME/CFS and Long COVID research{span}. "
+        "Each summarises one source (a paper, preprint, trial registration, video or news item) and "
+        "links to it; the answers quote the summaries word for word and generate nothing. "
+        "The summaries are in English, so questions in English work best. "
+        "A summary can simplify or miss details: check the linked source. "
+        f"{DISCLAIMER}"
+    )
+
+
+def _year_choices(service: Service) -> list[str]:
+    index = service.searcher.index
+    years = {
+        c.published[:4]
+        for d in index.documents
+        if (ch := index.chunks_of(d)) and (c := ch[0].citation).published
+    }
+    return [ANY, *sorted(years, reverse=True)]
+
+
+def _filter_note(service: Service, filters: Filters) -> str:
+    count = matching_studies(service, filters)
+    if not filters.active:
+        return f"No filters: all {count} summaries are searched."
+    what = "summary matches" if count == 1 else "summaries match"
+    return f"Filters: {filters_text(filters)}. {count} {what}."
+
+
+def _chat(turns: list[str]) -> str:
+    return "".join(turns)
+
+
+SEARCHING = '<p class="qa-wait" role="status">Searching…</p>'
+EMPTY_CONVERSATION: dict = {"question": "", "studies": [], "turns": [], "pending": ""}
+
+
+def build_app(service: Service, operator: bool = False) -> gr.Blocks:
+    """The Gradio Blocks app wired to `service`; `operator` adds the Rebuild control and endpoint."""
 
     def ask(
         question: str,
@@ -83,63 +309,145 @@ def build_app(service: Service) -> gr.Blocks:
         answer; the nearest passages are then still returned.
 
         Args:
-            question: the question, in plain words.
+            question: the question, in plain words (at most 1000 characters).
             tags: only studies with any of these tags: Treatment, Biomarker, Landmark, Trial, News.
             date_from: only studies published on or after this date (YYYY, YYYY-MM or YYYY-MM-DD).
             date_to: only studies published on or before this date.
-            k: how many studies to return (1-20).
+            k: how many studies to return, a whole number from 1 to 20 (default 5).
             previous: the previous question, so a short follow-up ("and in Long COVID?") is read with it.
         """
-        searched = with_context(question, previous or "")
         try:
-            filters = parse_filters(tags, date_from, date_to)
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
-        answer = service.ask(searched, filters, max(1, min(int(k), 20)))
+            question = check_question(question)
+            previous = check_question(previous, "previous")
+            filters = check_filters(tags, date_from, date_to)
+            k = check_k(k)
+            if not question:
+                raise ValueError("question is empty: send a question in plain words")
+        except ValueError as exc:  # the client's mistake: a message, not a traceback in the log
+            raise gr.Error(str(exc), print_exception=False) from None
+        searched = with_context(question, previous)
+        answer = service.ask(searched, filters, k)
         data = answer_to_dict(answer, service.highlights(answer))
-        data["question"] = question  # "searched" holds the follow-up as read
+        data["question"] = question
+        data.setdefault("searched", searched)
+        if not answer.studies and filters.active and matching_studies(service, filters) == 0:
+            data["reason"] = "no study matches these filters"
         return data
 
-    def respond(message: str, history: list, last: dict, tags, date_from, date_to, k):
-        message = (message or "").strip()
-        choices = gr.update()
-        if not message:
-            return "", history, last, choices
+    def answer_turn(message: str, conv: dict, tags, date_from, date_to, k, sort) -> tuple[dict, Any]:
+        """The reply to one message as a new turn; returns the new conversation and picker update."""
+        turns = list(conv["turns"])
+        turn = f"t{len(turns) + 1}"
+        conv = {**conv, "pending": ""}
         wanted = wants_study(message)
-        if wanted and last.get("studies"):
-            ids = last["studies"]
-            if 1 <= wanted <= len(ids):
-                reply = service.source(ids[wanted - 1])
+        ids = conv["studies"]
+        if wanted and ids:
+            number = len(ids) if wanted == -1 else wanted
+            if 1 <= number <= len(ids):
+                body, note = service.source(ids[number - 1]), f"Study {number} of the last answer, in full."
             else:
-                reply = f"<p>There is no study {wanted} in the last answer (1 to {len(ids)}).</p>"
-            history = [
-                *history,
-                {"role": "user", "content": message},
-                {"role": "assistant", "content": reply},
-            ]
-            return "", history, last, choices
+                body, note = f"<p>There is no study {wanted} in the last answer (1 to {len(ids)}).</p>", ""
+            return {**conv, "turns": [*turns, turn_html(turn, message, body, note)]}, gr.update()
         try:
-            filters = parse_filters(tags, date_from, date_to)
+            filters = check_filters(tags, date_from, date_to)
+            k = check_k(k)
         except ValueError as exc:
-            gr.Warning(str(exc))
-            return message, history, last, choices
-        searched = with_context(message, last.get("question", ""))
-        answer = service.ask(searched, filters, int(k))
-        html = answer_html(answer, service.highlights(answer))
+            body = f'<p class="qa-notcovered">{text_html(str(exc))}. Fix the filter and ask again.</p>'
+            return {**conv, "turns": [*turns, turn_html(turn, message, body)]}, gr.update()
+        searched = with_context(message, conv["question"])
+        answer = service.ask(searched, filters, k)
+        if sort == SORTS[1]:
+            answer = _newest_first(answer)
+        highlights = service.highlights(answer)
+        types = _types(service, answer)
+        full = {s.doc_id: _summary_parts(service, s.doc_id) for s in answer.studies}
+        matching = matching_studies(service, filters) if filters.active else None
+        body = answer_html(answer, highlights, turn, types, full, matching)
+        notes = []
         if searched != message:
-            html = f'<p class="qa-filters">Read as a follow-up: “{text_html(searched)}”</p>' + html
-        history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": html}]
-        last = {"question": searched, "studies": [s.doc_id for s in answer.studies]}
+            notes.append(f"Read as a follow-up to your last question: “{text_html(searched)}”.")
+        as_searched = getattr(answer, "searched", "")  # after spelling/acronym expansion, if any
+        if isinstance(as_searched, str) and as_searched and as_searched != searched:
+            notes.append(f"Searched as: “{text_html(as_searched)}”.")
+        copy = answer_text(answer, highlights, message, types)
+        share = share_query(searched, filters, "newest" if sort == SORTS[1] else "")
+        html = turn_html(turn, message, body, " ".join(notes), copy, share)
+        conv = {
+            **conv,
+            "turns": [*turns, html],
+            "question": searched,
+            "studies": [s.doc_id for s in answer.studies],
+        }
         labels = [
             (f"{s.rank}. {s.citation.label} — {s.citation.title[:70]}", s.doc_id) for s in answer.studies
         ]
-        return "", history, last, gr.update(choices=labels, value=None)
+        return conv, gr.update(choices=labels, value=None)
+
+    def echo(message: str, conv: dict):
+        message = (message or "").strip()[:MAX_QUESTION]
+        if not message:
+            return gr.update(), gr.update(), conv
+        turns = conv["turns"]
+        pending = turn_html(f"t{len(turns) + 1}", message, SEARCHING, pending=True)
+        return "", _chat([*turns, pending]), {**conv, "pending": message}
+
+    def respond(conv: dict, tags, date_from, date_to, k, sort):
+        if not conv.get("pending"):
+            return gr.update(), conv, gr.update()
+        conv, pick_update = answer_turn(conv["pending"], conv, tags, date_from, date_to, k, sort)
+        return _chat(conv["turns"]), conv, pick_update
+
+    def on_load(request: gr.Request):
+        """Open `/?q=…&tag=…&from=…&to=…&sort=newest` with those filters set and the question answered."""
+        params = request.query_params if request else {}
+        tags = [
+            t for t in (params.getlist("tag") if hasattr(params, "getlist") else []) if t in CATEGORY_TAGS
+        ]
+        years = _year_choices(service)
+        dates = []
+        for label, key in (("From", "from"), ("To", "to")):
+            try:
+                dates.append(check_date(label, params.get(key, "")) or ANY)
+            except ValueError:
+                dates.append(ANY)
+        sort = SORTS[1] if params.get("sort", "") == "newest" else SORTS[0]
+        date_updates = [
+            gr.update(choices=sorted({*years, d}, key=lambda y: (y != ANY, y), reverse=False), value=d)
+            for d in dates
+        ]
+        conv, pick_update = dict(EMPTY_CONVERSATION), gr.update()
+        question = (params.get("q", "") or "").strip()[:MAX_QUESTION]
+        if question:
+            conv, pick_update = answer_turn(question, conv, tags, *dates, DEFAULT_K, sort)
+        filters = _safe_filters(tags, *dates)
+        return (
+            tags,
+            *date_updates,
+            sort,
+            _chat(conv["turns"]),
+            conv,
+            pick_update,
+            _filter_note(service, filters) if filters else "",
+            reader_about(service),
+        )
+
+    def _safe_filters(tags, date_from, date_to) -> Filters | None:
+        try:
+            return check_filters(tags, date_from, date_to)
+        except ValueError:
+            return None
+
+    def filter_note(tags, date_from, date_to):
+        try:
+            return _filter_note(service, check_filters(tags, date_from, date_to))
+        except ValueError as exc:
+            return f"{text_html(str(exc)).capitalize()}: no study can match."
 
     def open_source(doc_id: str | None) -> str:
         return service.source(doc_id) if doc_id else ""
 
-    def citations_text(last: dict) -> str:
-        return to_text(service.citations(last.get("studies", [])))
+    def citations_text(conv: dict) -> str:
+        return to_text(service.citations(conv.get("studies", [])))
 
     def rebuild(progress=gr.Progress()):
         def report(done: int, total: int, what: str) -> None:
@@ -152,90 +460,123 @@ def build_app(service: Service) -> gr.Blocks:
             return f"The index was not updated: {text_html(str(exc))}", service.about()
         return f"Index updated: {result.summary()}.", service.about()
 
+    years = _year_choices(service)
     with gr.Blocks(title="Research summaries Q&A", analytics_enabled=False) as demo:
-        last = gr.State({"question": "", "studies": []})
+        conv = gr.State(dict(EMPTY_CONVERSATION))
         gr.Markdown(
             "# Ask the ME/CFS and Long COVID research summaries\n"
-            "Type a question. You get the passages of the summaries that answer it, each with "
-            'its study and a link to the paper. Ask a short follow-up ("and in Long COVID?") '
-            'or say "tell me more about 2" to read a study in full. '
-            f"*{DISCLAIMER}*"
+            "Ask in plain words. You get the sentences of the summaries that answer, quoted, and "
+            "the studies they come from. Not medical advice.",
+            elem_id="qa-intro",
         )
-        with gr.Row():
-            with gr.Column(scale=3):
-                chatbot = gr.Chatbot(
-                    label="Answers",
-                    show_label=False,
-                    height=620,
-                    sanitize_html=True,
-                    feedback_options=None,
-                    elem_id="qa-chat",
-                )
-                with gr.Row():
-                    question = gr.Textbox(
-                        label="Your question",
-                        placeholder="e.g. Has any antiviral helped?",
-                        scale=5,
-                        elem_id="qa-question",
-                    )
-                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
-                gr.Examples(EXAMPLES, inputs=question, label="Example questions")
-                clear = gr.Button("New conversation", size="sm", elem_id="qa-new")
-                with gr.Accordion("Read a cited study in full", open=False, elem_id="qa-source-box"):
-                    pick = gr.Dropdown(choices=[], label="Cited study", elem_id="qa-source-pick")
-                    source = gr.HTML(elem_id="qa-source")
-                with gr.Accordion("Cite these studies", open=False):
-                    with gr.Row():
-                        as_text = gr.Button("Citations as text", size="sm", elem_id="qa-cite-text")
-                        as_bib = gr.Button("BibTeX file", size="sm", elem_id="qa-cite-bib")
-                        as_ris = gr.Button("RIS file", size="sm", elem_id="qa-cite-ris")
-                    cite_box = gr.Textbox(label="Citations", lines=4, buttons=["copy"], elem_id="qa-cite-box")
-                    cite_file = gr.File(label="Download", elem_id="qa-cite-file")
-            with gr.Column(scale=1):
-                with gr.Accordion("Filters (apply to the next question)", open=True):
-                    tags = gr.CheckboxGroup(list(CATEGORY_TAGS), label="Study type", elem_id="qa-tags")
-                    date_from = gr.Textbox(label="Published from", placeholder="YYYY or YYYY-MM-DD")
-                    date_to = gr.Textbox(label="Published to", placeholder="YYYY or YYYY-MM-DD")
-                    k = gr.Slider(1, 10, value=DEFAULT_K, step=1, label="Studies shown")
-                with gr.Accordion("About this index", open=False):
-                    about = gr.Markdown(service.about(), elem_id="qa-about")
-                    rebuild_button = gr.Button("Rebuild index", elem_id="qa-rebuild")
-                    status = gr.Markdown()
+        chat = gr.HTML(
+            "",
+            html_template='<div class="qa-chat" role="region" aria-label="Questions and answers">${value}</div>',
+            js_on_load=CHAT_JS,
+            elem_id="qa-chat",
+        )
+        with gr.Row(equal_height=True):
+            question = gr.Textbox(
+                label="Your question",
+                placeholder="e.g. Has any antiviral helped?",
+                scale=5,
+                min_width=200,
+                max_length=MAX_QUESTION,
+                elem_id="qa-question",
+            )
+            send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
+        clear = gr.Button("New conversation", size="sm", elem_id="qa-new")
+        gr.Examples(EXAMPLES, inputs=question, label="Example questions")
+        with gr.Accordion("Filters", open=False, elem_id="qa-filters-box"):
+            note = gr.Markdown(_filter_note(service, Filters()), elem_id="qa-filter-note")
+            tags = gr.CheckboxGroup(list(CATEGORY_TAGS), label="Study type (tag)", elem_id="qa-tags")
+            with gr.Row():
+                date_from = gr.Dropdown(years, value=ANY, label="Published from (year)", elem_id="qa-from")
+                date_to = gr.Dropdown(years, value=ANY, label="Published to (year)", elem_id="qa-to")
+            sort = gr.Radio(list(SORTS), value=SORTS[0], label="Order", elem_id="qa-sort")
+            k = gr.Slider(1, 10, value=DEFAULT_K, step=1, label="Studies shown", elem_id="qa-k")
+            clear_filters = gr.Button("Clear filters", size="sm", elem_id="qa-clear-filters")
+        with gr.Accordion("Read a cited study in full", open=False, elem_id="qa-source-box"):
+            pick = gr.Dropdown(choices=[], label="Cited study", elem_id="qa-source-pick")
+            source = gr.HTML(elem_id="qa-source")
+        with gr.Accordion("Cite these studies", open=False):
+            with gr.Row():
+                as_text = gr.Button("Citations as text", size="sm", elem_id="qa-cite-text")
+                as_bib = gr.Button("BibTeX file", size="sm", elem_id="qa-cite-bib")
+                as_ris = gr.Button("RIS file", size="sm", elem_id="qa-cite-ris")
+            cite_box = gr.Textbox(label="Citations", lines=4, buttons=["copy"], elem_id="qa-cite-box")
+            cite_file = gr.File(label="Download", elem_id="qa-cite-file")
+        with gr.Accordion("About these summaries", open=False, elem_id="qa-about-box"):
+            about = gr.Markdown(reader_about(service), elem_id="qa-about")
+            if operator:  # visitors never see or call Rebuild unless the operator turned it on
+                index_about = gr.Markdown(service.about(), elem_id="qa-index-about")
+                rebuild_button = gr.Button("Rebuild index", elem_id="qa-rebuild")
+                status = gr.Markdown()
 
         private = {"api_visibility": "private"}
-        inputs = [question, chatbot, last, tags, date_from, date_to, k]
-        outputs = [question, chatbot, last, pick]
-        send.click(respond, inputs, outputs, **private)
-        question.submit(respond, inputs, outputs, **private)
+        filters_in = [tags, date_from, date_to, k, sort]
+        for trigger in (send.click, question.submit):
+            trigger(echo, [question, conv], [question, chat, conv], queue=False, **private).then(
+                respond, [conv, *filters_in], [chat, conv, pick], show_progress="hidden", **private
+            )
         clear.click(
-            lambda: ([], "", {"question": "", "studies": []}, gr.update(choices=[], value=None), ""),
+            lambda: ("", dict(EMPTY_CONVERSATION), gr.update(choices=[], value=None), "", "", None),
             None,
-            [chatbot, question, last, pick, source],
+            [chat, conv, pick, source, cite_box, cite_file],
+            js="() => { history.replaceState(null, '', location.pathname); return []; }",
             **private,
         )
-        pick.change(open_source, pick, source, **private)
-        as_text.click(citations_text, last, cite_box, **private)
-        as_bib.click(lambda st: _export("bib", st.get("studies", []), service), last, cite_file, **private)
-        as_ris.click(lambda st: _export("ris", st.get("studies", []), service), last, cite_file, **private)
-        # Callable by the app and tests, but not listed in the API docs or as an MCP tool.
-        rebuild_button.click(
-            rebuild, None, [status, about], api_name="rebuild", api_visibility="undocumented"
+        for control in (tags, date_from, date_to):
+            control.change(filter_note, [tags, date_from, date_to], note, **private)
+        clear_filters.click(
+            lambda: ([], ANY, ANY, SORTS[0], DEFAULT_K), None, [tags, date_from, date_to, sort, k], **private
         )
-        demo.load(service.about, None, about, api_visibility="private")
+        pick.change(open_source, pick, source, **private)
+        as_text.click(citations_text, conv, cite_box, **private)
+        as_bib.click(lambda st: _export("bib", st.get("studies", []), service), conv, cite_file, **private)
+        as_ris.click(lambda st: _export("ris", st.get("studies", []), service), conv, cite_file, **private)
+        if operator:
+            # Callable by the operator's page and tests, but not listed in the API docs or as an MCP tool.
+            rebuild_button.click(
+                rebuild, None, [status, index_about], api_name="rebuild", api_visibility="undocumented"
+            )
+            demo.load(service.about, None, index_about, **private)
+        demo.load(
+            on_load,
+            None,
+            [tags, date_from, date_to, sort, chat, conv, pick, note, about],
+            show_progress="hidden",
+            **private,
+        )
         gr.api(ask, api_name="ask")
     return demo
 
 
+#: Options for `launch`: the stylesheet, and no uploads (the app takes none; Gradio would take any).
+LAUNCH_OPTIONS: dict[str, Any] = {"css": CSS, "max_file_size": 0}
+
+
 def serve(
-    service: Service, host: str = "127.0.0.1", port: int = 7860, mcp: bool = False, watch: bool = False
+    service: Service,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    mcp: bool = False,
+    watch: bool = False,
+    operator: bool = False,
 ) -> None:
     """Serve the app until interrupted (loopback by default, never a share link).
 
     With `mcp`, the `/ask` endpoint is also an MCP tool for AI assistants (needs gradio[mcp]);
-    with `watch`, the index follows changes to the summaries folder.
+    with `watch`, the index follows changes to the summaries folder; with `operator`, the page
+    offers Rebuild (and `/rebuild` answers), which visitors otherwise cannot reach.
     """
     if watch:
         service.watch(threading.Event())
-    build_app(service).launch(
-        server_name=host, server_port=port, share=False, css=CSS, theme=gr.themes.Default(), mcp_server=mcp
+    build_app(service, operator=operator).launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        theme=gr.themes.Default(),
+        mcp_server=mcp,
+        **LAUNCH_OPTIONS,
     )

@@ -11,7 +11,8 @@ from qa.embedding import Embedder
 from qa.search import Answer
 
 MIN_SIMILARITY = 0.25  # below this no sentence is marked: it would mislead
-NEAR_BEST = 0.06  # other sentences this close to the best one are marked too
+NEAR_BEST = 0.04  # a second sentence this close to the best one is marked too
+MAX_MARKED = 2  # per passage: a reader should see at a glance what answers, not half the text
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,12 @@ def highlight_many(embedder: Embedder, question: str, passages: list[str]) -> li
         part = sims[start : start + len(sentences)]
         start += len(sentences)
         best = float(np.max(part)) if len(part) else 0.0
+        # The best sentence, and the runner-up only when it is nearly as close; one-sentence
+        # passages are left unmarked (marking all of a passage says nothing).
+        top = [int(i) for i in np.argsort(-part)[:MAX_MARKED]] if len(part) > 1 else []
+        marked = {i for i in top if best >= MIN_SIMILARITY and part[i] >= best - NEAR_BEST}
         result.append(
-            [
-                Sentence(s, bool(best >= MIN_SIMILARITY and sim >= best - NEAR_BEST), float(sim))
-                for s, sim in zip(sentences, part)
-            ]
+            [Sentence(s, i in marked, float(sim)) for i, (s, sim) in enumerate(zip(sentences, part))]
         )
     return result
 

@@ -1,12 +1,14 @@
-"""The chat app in headless Chromium: ask, filter by tag, read a study in full, and stay safe.
+"""The chat app in headless Chromium, as a reader meets it: answer first, copy, share, phone, accessible.
 
-Runs Debian's chromium (/usr/bin/chromium; never a downloaded browser). Without it the tests
-are skipped, except under CI=true, where they must run and so fail instead.
-Screenshots go to tests/artifacts/ (git-ignored); answer.png is the one worth looking at.
+Runs Debian's chromium (/usr/bin/chromium; never a downloaded browser) and axe-core from npm
+(tests/node_modules, installed by `make test`). Without them the tests are skipped, except under
+CI=true, where they must run and so fail instead. Screenshots go to tests/artifacts/ (git-ignored).
+With QA_SCREENSHOT_INDEX set to an index of the whole corpus, docs/screenshot.png is refreshed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,41 +17,26 @@ from pathlib import Path
 
 import pytest
 
-from qa.chunking import sections
-from qa.documents import Document, load_document
-
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "summaries"
-SEEDS = ROOT / "seeds"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+AXE = ROOT / "tests" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 TIMEOUT_MS = 20_000
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+ZOOM_200 = {"width": 640, "height": 450}  # a 1280×900 window at 200 % zoom
+# Enough real summaries to scroll: every one about metformin, naltrexone or antivirals, and the
+# trial registrations and videos (so kinds of source differ).
+CHOSEN = re.compile(r"metformin|naltrexone|antiviral|clinicaltrials\.gov|youtu", re.I)
+LDN = "Does low-dose naltrexone help?"
 
-# Real summaries: the seed (antivirals, Treatment), a Long COVID treatment review (Treatment),
-# a Long COVID treatment trial without a DOI (Treatment), and a Biomarker-only study.
-REAL = [
-    "2025-02-10_Targeting_the_SARS*",
-    "2022-11-11_Prednisolone_and_Vitamin_B1*",
-    "2019-07-04_Post-Exertional_Malaise_Is_Associated*",
-]
-ANTIVIRAL = "Has any antiviral helped ME/CFS patients?"
-
-# A valid summary whose text carries markup that must be shown, never run.
 HOSTILE_NAME = "2025-06-01_Zorblatine_hostile_markup.md"
-HOSTILE_LABEL = "Quux & O'Brien et al. (2025)"
 SCRIPT_TEXT = "<script>window.__pwned = 1</script>"
 IMG_TEXT = '<img src=x onerror="window.__pwned2 = 1">'
-MD_LINK_TEXT = "[the zorblatine registry](https://example.org/injected)"
 HOSTILE = f"""---
 title: "Zorblatine & the <b>unsafe</b> markup study"
 tags:
@@ -59,10 +46,9 @@ published: '2025-06-01'
 ---
 
 <details>
-<summary>{HOSTILE_LABEL}</summary>
+<summary>Quux et al. (2025)</summary>
 
-- **Authors:** Ada Quux, Bea O'Brien, Cy Zed
-- **Institutes:** Institute of <i>Markup</i> Safety
+- **Authors:** Ada Quux, Bea O'Brien
 - **Publisher:** Journal of Markup Safety
 - **Link:** [DOI](https://doi.org/10.9999/zorb.2025.001)
 
@@ -71,14 +57,10 @@ published: '2025-06-01'
 ## Summary
 
 Zorblatine levels in blood were measured in people with ME/CFS. The zorblatine lab notes read \
-{SCRIPT_TEXT} and the zorblatine figure was {IMG_TEXT} in the draft. Zorblatine was higher in \
-patients than in healthy controls.
+{SCRIPT_TEXT} and the zorblatine figure was {IMG_TEXT} in the draft. Dr. Zed said zorblatine \
+$VO_{{2}}$ fell, **very** clearly.
 
-A second zorblatine paragraph points to {MD_LINK_TEXT} and calls zorblatine **very promising**.
-
-## What was researched?
-
-Whether a blood marker separates patients from healthy people.
+A second zorblatine paragraph points to [the zorblatine registry](https://example.org/injected).
 
 ## What has been found?
 
@@ -113,299 +95,274 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def docs(tmp_path_factory) -> dict[str, Document]:
-    """A folder of four real summaries and the hostile one, by citation label."""
-    folder = tmp_path_factory.mktemp("browser") / "docs"
-    folder.mkdir()
-    shutil.copy(next(SEEDS.glob("*.md")), folder)
-    for pattern in REAL:
-        found = sorted(CORPUS.glob(pattern))
-        assert len(found) == 1, pattern
-        shutil.copy(found[0], folder)
-    (folder / HOSTILE_NAME).write_text(HOSTILE, encoding="utf-8")
-    loaded = [load_document(p) for p in sorted(folder.glob("*.md"))]
-    by_label = {d.label: d for d in loaded}
-    assert len(by_label) == 5 and HOSTILE_LABEL in by_label
-    return by_label
+def _serve(service) -> tuple[object, str]:
+    from qa.app import LAUNCH_OPTIONS, build_app
 
-
-@pytest.fixture(scope="module")
-def url(chromium, docs, tmp_path_factory):
-    """The app over `docs`, served in-process on a free loopback port."""
-    from qa.app import CSS, build_app, make_service
-
-    folder = next(iter(docs.values())).path.parent
-    service = make_service(folder, tmp_path_factory.mktemp("browser-index"))
     demo = build_app(service)
     port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
-    yield f"http://127.0.0.1:{port}/"
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS
+    )
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def url(chromium, tmp_path_factory):
+    """The app over ~45 real summaries and a hostile one, served in-process on a free port."""
+    from qa.app import make_service
+
+    folder = tmp_path_factory.mktemp("browser") / "docs"
+    folder.mkdir()
+    for path in sorted(CORPUS.glob("*.md")):
+        if CHOSEN.search(path.read_text(encoding="utf-8")):
+            shutil.copy(path, folder)
+    (folder / HOSTILE_NAME).write_text(HOSTILE, encoding="utf-8")
+    assert len(list(folder.glob("*.md"))) >= 30
+    demo, address = _serve(make_service(folder, tmp_path_factory.mktemp("browser-index")))
+    yield address
     demo.close()
 
 
-@pytest.fixture(scope="module")
-def page(chromium, url):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+def _page(chromium, url: str, viewport: dict, scheme: str = "light", path: str = ""):
+    context = chromium.new_context(viewport=viewport, color_scheme=scheme)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url.rstrip("/"))
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.errors = []
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.goto(url)
+    page.goto(url + path)
     page.locator("#qa-question textarea").wait_for()
+    return page
+
+
+@pytest.fixture(scope="module")
+def desktop(chromium, url):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = _page(chromium, url, DESKTOP)
     yield page
-    context.close()
+    page.context.close()
 
 
-def _bots(page):
-    return page.locator('#qa-chat [data-testid="bot"]')
+# Records, from the moment of asking, whether the question was echoed with "Searching…".
+WATCH_ECHO = """() => {
+    window.__echo = false;
+    new MutationObserver(() => {
+        const pending = document.querySelector('#qa-chat .qa-pending');
+        if (pending && pending.innerText.includes('Searching')) window.__echo = pending.innerText;
+    }).observe(document.querySelector('#qa-chat'), {childList: true, subtree: true});
+}"""
 
 
-def _send(page, message: str, expect: str = ".qa-study"):
-    """Type a message, press Enter, and return the new bot message once `expect` shows in it."""
-    before = _bots(page).count()
+def _ask(page, message: str, expect: str = ".qa-body > *"):
+    """Type a message, press Enter, and return the new turn once its reply shows."""
+    before = page.locator("#qa-chat .qa-turn:not(.qa-pending)").count()
+    page.evaluate(WATCH_ECHO)
     box = page.locator("#qa-question textarea")
     box.fill(message)
     box.press("Enter")
     page.wait_for_function(
-        "n => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length > n", arg=before
+        "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-pending)').length > n", arg=before
     )
-    reply = _bots(page).last
-    reply.locator(expect).first.wait_for()
-    return reply
+    turn = page.locator("#qa-chat .qa-turn").last
+    turn.locator(expect).first.wait_for()
+    page.wait_for_timeout(150)  # let the view settle on the new turn
+    return turn
+
+
+def _in_view(page, locator) -> bool:
+    box = locator.bounding_box()
+    height = page.viewport_size["height"]
+    return box is not None and box["y"] >= 0 and box["y"] + min(box["height"], 40) <= height
 
 
 def _new_conversation(page) -> None:
     page.locator("#qa-new").click()
-    page.wait_for_function("() => !document.querySelector('#qa-chat [data-testid=\"bot\"]')")
+    page.wait_for_function("() => !document.querySelector('#qa-chat .qa-turn')")
 
 
-def _pwned(page) -> list:
-    return page.evaluate("[typeof window.__pwned, typeof window.__pwned2, typeof window.__pwned3]")
+def _labels(turn) -> list[str]:
+    return [t.strip() for t in turn.locator(".qa-study .qa-label").all_inner_texts()]
 
 
-def _study_labels(reply) -> list[str]:
-    return [t.strip() for t in reply.locator(".qa-study .qa-cite strong").all_inner_texts()]
-
-
-# The WCAG contrast ratio of an element's text against the first opaque background behind it.
-CONTRAST = """(el) => {
-    const rgb = c => c.match(/[\\d.]+/g).map(Number);
-    const lum = c => {
-        const f = v => ((v /= 255) <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
-        const [r, g, b] = rgb(c);
-        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-    };
-    let e = el, back = "rgb(255, 255, 255)";
-    while (e) {
-        const c = getComputedStyle(e).backgroundColor;
-        if (c && c !== "transparent" && !(rgb(c).length === 4 && rgb(c)[3] === 0)) { back = c; break; }
-        e = e.parentElement;
-    }
-    const [hi, lo] = [lum(getComputedStyle(el).color), lum(back)].sort((a, b) => b - a);
-    return (hi + 0.05) / (lo + 0.05);
-}"""
-READABLE = [".qa-cite", ".qa-meta", ".qa-meta a", ".qa-tag", ".qa-section", ".qa-passage", ".qa-passage mark"]
-READABLE += [".qa-notcovered", ".qa-disclaimer"]
-
-
-def _headings(doc: Document) -> list[str]:
-    return [s.heading for s in sections(doc)]
-
-
-def _scroll_chat_to(page, element) -> None:
-    """Scroll the chat so `element` sits near its top, clear of the chat's toolbar."""
-    script = """async (el) => {
-        let box = el.parentElement;
-        while (box && !(box.scrollHeight > box.clientHeight + 1
-                        && /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {
-            box = box.parentElement;
-        }
-        const frame = () => new Promise(r => requestAnimationFrame(() => r()));
-        for (let i = 0; i < 10; i++) {
-            if (box) box.scrollTop += el.getBoundingClientRect().top - box.getBoundingClientRect().top - 44;
-            window.scrollTo(0, 0);
-            await frame(); await frame();
-            if (!box) return 0;
-            const off = el.getBoundingClientRect().top - box.getBoundingClientRect().top;
-            const stuck = box.scrollTop <= 0 || box.scrollTop + box.clientHeight >= box.scrollHeight - 1;
-            if (Math.abs(off - 44) < 3 || (stuck && i > 2)) return off;
-        }
-        return null;
-    }"""
-    assert element.evaluate(script) is not None, "the chat kept scrolling away from the answer"
-
-
-def _open_source_box(page) -> None:
-    pick = page.locator("#qa-source-pick input")
-    if not pick.is_visible():
-        page.get_by_text("Read a cited study in full").click()
-    pick.wait_for(state="visible")
-
-
-def _pick_source(page, number: int) -> None:
-    """Choose the nth cited study in the "Read a cited study in full" dropdown."""
-    _open_source_box(page)
-    page.locator("#qa-source-pick input").click()
-    page.get_by_role("option", name=re.compile(rf"^{number}\. ")).click()
-    page.get_by_role("listbox").wait_for(state="hidden")
-
-
-def test_answer_cites_studies_with_doi_links_and_highlights(page, docs):
-    _new_conversation(page)
-    reply = _send(page, ANTIVIRAL)
-    studies = reply.locator(".qa-study")
+def test_answer_starts_at_the_question_and_a_quoted_digest(desktop):
+    _new_conversation(desktop)
+    turn = _ask(desktop, LDN, ".qa-study")
+    assert desktop.evaluate("window.__echo") and LDN in desktop.evaluate("window.__echo")
+    question, digest = turn.locator(".qa-question"), turn.locator(".qa-digest")
+    assert _in_view(desktop, question) and _in_view(desktop, digest)
+    assert desktop.evaluate("window.scrollY") > 0, "the page should have moved to the answer"
+    # The digest quotes sentences of the shown passages, each ending with a link to its study.
+    items = digest.locator("li")
+    assert 1 <= items.count() <= 6
+    passages = " ".join(turn.locator(".qa-study").all_inner_texts())
+    for n in range(items.count()):
+        quote = items.nth(n).locator("q").inner_text().strip()
+        ref = items.nth(n).locator("a.qa-ref")
+        assert quote[:40] in passages, quote
+        target = ref.get_attribute("href")
+        assert turn.locator(target).count() == 1
+    # Study cards: a heading each, a link named for what it leads to, few marked sentences.
+    studies = turn.locator(".qa-study")
     assert studies.count() == 5
-    labels = _study_labels(reply)
-    assert set(labels) <= set(docs), labels
-    assert labels[0] == "Seton et al. (2024)"
-    for n, label in enumerate(labels):
-        study, doc = studies.nth(n), docs[label]
-        assert study.locator(".qa-num").inner_text().strip() == f"{n + 1}."
-        assert doc.title.split(":")[0] in study.locator(".qa-cite").inner_text()
-        link = study.locator("a", has_text="Read the paper")
-        assert link.count() == 1, label
-        if doc.doi:
-            assert link.get_attribute("href") == f"https://doi.org/{doc.doi}"
-        else:
-            assert link.get_attribute("href") == doc.link and doc.link.startswith("https://")
-        assert link.get_attribute("target") == "_blank"
-        assert "noopener" in (link.get_attribute("rel") or "")
-        assert study.locator(".qa-passage").count() >= 1
-    doi_links = reply.locator('a[href^="https://doi.org/"]')
-    assert doi_links.count() == sum(1 for label in labels if docs[label].doi) >= 3
-    assert all(doi_links.nth(i).get_attribute("target") == "_blank" for i in range(doi_links.count()))
-    # The sentence that answers best is marked, and it is a sentence of the passage.
-    first = studies.first
-    marks = first.locator(".qa-passage mark")
-    assert marks.count() >= 1
-    assert "antiviral" in " ".join(marks.all_inner_texts()).lower()
-    passage_text = " ".join(first.locator(".qa-passage").all_inner_texts())
-    assert all(m.strip() in passage_text for m in marks.all_inner_texts())
-    assert "not medical advice" in reply.inner_text()
-
-    page.evaluate("document.fonts.ready")
-    _scroll_chat_to(page, page.locator('#qa-chat [data-testid="user"]').last)
-    page.screenshot(path=str(ARTIFACTS / "answer.png"))
+    assert turn.locator(".qa-study h3").count() == 5
+    kinds = {
+        "Paper (DOI)",
+        "Preprint (DOI)",
+        "Video",
+        "Trial registration",
+        "News",
+        "Paper (PubMed)",
+        "Web page",
+    }
+    for n in range(5):
+        link = studies.nth(n).locator(".qa-meta a")
+        assert link.count() == 1 and link.inner_text().strip() in kinds
+        assert link.get_attribute("target") == "_blank" and "noopener" in link.get_attribute("rel")
+        assert studies.nth(n).locator(".qa-passage").first.locator("mark").count() <= 2
+    # The whole summary unfolds in place.
+    more = studies.first.locator("details.qa-more")
+    more.locator("summary").click()
+    assert more.locator(".qa-full h5").count() >= 3
+    # Desktop lines stay readable: 45-80 characters.
+    per_line = turn.locator(".qa-study .qa-passage").first.evaluate(
+        """el => { const h = parseFloat(getComputedStyle(el).lineHeight);
+                   return el.innerText.length / Math.max(1, Math.round(el.clientHeight / h)); }"""
+    )
+    assert 45 <= per_line <= 80, per_line
+    assert "q=Does+low-dose+naltrexone" in desktop.url
+    desktop.screenshot(path=str(ARTIFACTS / "answer.png"))
 
 
-def test_tag_filter_shows_only_tagged_studies(page, docs):
-    _new_conversation(page)
-    treatment = page.locator("#qa-tags").get_by_label("Treatment", exact=True)
-    treatment.check()
+def test_copy_gives_clean_text_with_numbered_links(desktop):
+    turn = desktop.locator("#qa-chat .qa-turn").last
+    if not turn.count() or not turn.locator(".qa-study").count():
+        turn = _ask(desktop, LDN, ".qa-study")
+    turn.locator("button.qa-copy").click()
+    turn.locator(".qa-done", has_text="copied").wait_for()
+    text = desktop.evaluate("navigator.clipboard.readText()")
+    assert "<div" not in text and "<" not in text.replace("<0.", ""), text[:300]
+    assert text.startswith(f"**Question:** {LDN}")
+    assert re.search(r"^\[1\] .+ https?://", text, re.M) and "[5]" in text
+    assert "not medical advice" in text
+    turn.locator("button.qa-share").click()
+    link = desktop.evaluate("navigator.clipboard.readText()")
+    assert link.startswith("http://127.0.0.1:") and "?q=Does+low-dose+naltrexone+help%3F" in link
+
+
+def test_a_link_with_the_question_answers_it_on_load(chromium, url):
+    page = _page(chromium, url, DESKTOP, path="?q=antiviral+treatment&tag=Treatment&from=2020")
     try:
-        assert treatment.is_checked()
-        reply = _send(page, "Which treatments reduce fatigue?")
-        labels = _study_labels(reply)
-        expected = {label for label, d in docs.items() if "Treatment" in d.tags}
-        assert labels and set(labels) <= expected, labels
-        studies = reply.locator(".qa-study")
-        for n in range(studies.count()):
-            tags = [t.strip() for t in studies.nth(n).locator(".qa-tag").all_inner_texts()]
-            assert "Treatment" in tags, (labels[n], tags)
-        assert "Filters: tags: Treatment" in reply.inner_text()
-        page.screenshot(path=str(ARTIFACTS / "filtered.png"))
+        turn = page.locator("#qa-chat .qa-turn").last
+        turn.locator(".qa-study").first.wait_for()
+        assert "antiviral treatment" in turn.locator(".qa-question").inner_text()
+        for n in range(turn.locator(".qa-study").count()):
+            assert "Treatment" in turn.locator(".qa-study").nth(n).locator(".qa-tag").all_inner_texts()
+        assert "Filters: tagged Treatment; published 2020 or later" in turn.inner_text()
+        page.get_by_text("Filters", exact=True).click()
+        assert page.locator("#qa-tags").get_by_label("Treatment", exact=True).is_checked()
+        # Filters that nothing passes say so, not "no summary seems to answer".
+        page.goto(url + "?q=fatigue&tag=News&from=2015&to=2015")
+        turn = page.locator("#qa-chat .qa-turn").last
+        turn.locator(".qa-notcovered").wait_for()
+        assert "No study matches these filters" in turn.inner_text()
+        assert "published in 2015" in turn.inner_text()
     finally:
-        treatment.uncheck()
-    reply = _send(page, "Which blood markers differ after exertion?")
-    assert "McGregor et al. (2019)" in _study_labels(reply)
+        page.context.close()
 
 
-def test_source_view_from_the_dropdown_and_from_the_chat(page, docs):
-    _new_conversation(page)
-    reply = _send(page, ANTIVIRAL)
-    labels = _study_labels(reply)
-
-    _pick_source(page, 1)
-    source = page.locator("#qa-source .qa-source")
-    source.wait_for()
-    doc = docs[labels[0]]
-    assert source.locator("h3").inner_text().startswith(f"{doc.label} — {doc.title[:30]}")
-    assert [h.strip() for h in source.locator("h4").all_inner_texts()] == _headings(doc)
-    assert source.locator(f'a[href="https://doi.org/{doc.doi}"]').count() == 1
-    assert "Seton" in source.inner_text() and "Journal of Clinical Medicine" in source.inner_text()
-    source.evaluate("e => e.scrollIntoView({block: 'start'})")
-    page.screenshot(path=str(ARTIFACTS / "source-dropdown.png"))
-
-    reply = _send(page, "tell me more about 2", expect=".qa-source")
-    doc = docs[labels[1]]
-    full = reply.locator(".qa-source")
-    assert full.locator("h3").inner_text().startswith(doc.label)
-    assert [h.strip() for h in full.locator("h4").all_inner_texts()] == _headings(doc)
-    last_section = sections(doc)[-1].text.split(". ")[0]
-    assert last_section[:60] in full.inner_text()
-
-    reply = _send(page, "tell me more about 9", expect="p")
-    assert "There is no study 9" in reply.inner_text()
-
-
-def test_summary_markup_is_shown_as_text_and_never_runs(page, docs):
-    _new_conversation(page)
-    reply = _send(page, "What do zorblatine levels in blood show?")
-    assert _study_labels(reply)[0] == HOSTILE_LABEL
-    first = reply.locator(".qa-study").first
-    text = first.inner_text()
-    assert SCRIPT_TEXT in text and IMG_TEXT in text
-    assert "<b>unsafe</b>" in first.locator(".qa-cite").inner_text()
-    assert first.locator(".qa-cite b").count() == 0
-    assert page.locator('#qa-chat img[src="x"]').count() == 0
-    assert page.locator("#qa-chat script").count() == 0
-    assert page.locator('#qa-chat a[href^="javascript"]').count() == 0
-    assert "<script>window.__pwned" in page.locator("body").inner_text()
-
-    # The whole summary, in the chat and in the source panel.
-    reply = _send(page, "tell me more about 1", expect=".qa-source")
-    full = reply.locator(".qa-source")
-    assert SCRIPT_TEXT in full.inner_text() and IMG_TEXT in full.inner_text()
-    assert "Institute of <i>Markup</i> Safety" in full.inner_text()
-    _pick_source(page, 1)
-    panel = page.locator("#qa-source .qa-source")
-    panel.wait_for()
-    assert SCRIPT_TEXT in panel.inner_text() and IMG_TEXT in panel.inner_text()
-    assert page.locator('img[src="x"]').count() == 0
-    assert page.locator("#qa-source script, #qa-source i").count() == 0
-
-    assert _pwned(page) == ["undefined", "undefined", "undefined"]
-    assert not [e for e in page.errors if "pwned" in e]
-    _scroll_chat_to(page, page.locator('#qa-chat [data-testid="user"]').first)
-    page.screenshot(path=str(ARTIFACTS / "hostile.png"))
+@pytest.mark.parametrize("viewport", [PHONE, ZOOM_200], ids=["phone", "zoom200"])
+def test_phone_and_zoom_show_the_question_box_and_land_on_the_answer(chromium, url, viewport):
+    page = _page(chromium, url, viewport)
+    try:
+        box = page.locator("#qa-question textarea")
+        assert _in_view(page, box), box.bounding_box()
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
+        turn = _ask(page, LDN, ".qa-study")
+        assert _in_view(page, turn.locator(".qa-question")) and _in_view(page, turn.locator(".qa-digest"))
+        assert turn.bounding_box()["width"] >= viewport["width"] * 0.8
+        page.screenshot(path=str(ARTIFACTS / f"answer-{viewport['width']}.png"))
+    finally:
+        page.context.close()
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_answer_text_is_readable_in_light_and_dark_themes(chromium, url, scheme):
-    """Every part of an answer keeps a WCAG AA contrast (4.5:1) in Gradio's light and dark themes."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 1000}, color_scheme=scheme)
+def test_axe_finds_no_serious_or_critical_problem(chromium, url, scheme):
+    if not AXE.exists():
+        _unavailable(f"no axe-core at {AXE} (`make test` installs it with npm)")
+    page = _page(chromium, url, DESKTOP, scheme, path=f"?__theme={scheme}")
     try:
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(f"{url}?__theme={scheme}")
-        _send(page, ANTIVIRAL)
-        reply = _send(page, "Is ketamine useful for long covid?", expect=".qa-notcovered")
-        assert "No summary seems to answer" in reply.inner_text()
-        ratios = {}
-        for selector in READABLE:
-            found = page.locator(f"#qa-chat {selector}")
-            assert found.count(), selector
-            ratios[selector] = round(min(found.nth(i).evaluate(CONTRAST) for i in range(found.count())), 2)
-        _scroll_chat_to(page, page.locator('#qa-chat [data-testid="user"]').last)
+        turn = _ask(page, LDN, ".qa-study")
+        turn.locator("details.qa-more summary").first.click()
+        _ask(page, "Is ketamine useful for long covid?", ".qa-notcovered")
+        page.get_by_text("Filters", exact=True).click()
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        bad = [
+            {"id": v["id"], "impact": v["impact"], "nodes": [n["html"][:120] for n in v["nodes"][:3]]}
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
         page.screenshot(path=str(ARTIFACTS / f"theme-{scheme}.png"))
-        assert {k: v for k, v in ratios.items() if v < 4.5} == {}, ratios
+        assert bad == [], json.dumps(bad, indent=1)
+        # The answer area's accessible name is words, not markup.
+        name = page.locator("#qa-chat .qa-chat").get_attribute("aria-label")
+        assert name == "Questions and answers"
     finally:
-        context.close()
+        page.context.close()
 
 
-def test_summary_markdown_in_a_passage_is_not_rendered(page):
-    """A passage is document text: a Markdown link in a summary must not become a live link.
+def test_new_topic_follow_up_and_opening_a_study(desktop):
+    _new_conversation(desktop)
+    first = _ask(desktop, LDN, ".qa-study")
+    labels = _labels(first)
+    metformin = _ask(desktop, "Is it safe to take metformin?", ".qa-study")
+    assert "follow-up" not in metformin.inner_text()
+    assert "metformin" in metformin.locator(".qa-study").first.inner_text().lower()
+    labels = _labels(metformin)
+    third = _ask(desktop, "more on 3", ".qa-source")
+    assert third.locator(".qa-source h3").inner_text().startswith(labels[2])
+    second = _ask(desktop, "show me the second one", ".qa-source")
+    assert second.locator(".qa-source h3").inner_text().startswith(labels[1])
+    follow = _ask(desktop, "and in long covid?", ".qa-study")
+    assert "Read as a follow-up" in follow.locator(".qa-note").inner_text()
+    # "New conversation" clears the memory too: the same follow-up now stands alone.
+    _new_conversation(desktop)
+    alone = _ask(desktop, "and in long covid?")
+    assert not alone.locator(".qa-note").count()
 
-    Passages are escaped HTML, but the chat renders messages as Markdown, and after a blank
-    line inside a passage the HTML block ends, so the rest of the passage is read as Markdown.
-    """
-    _new_conversation(page)
-    reply = _send(page, "What do zorblatine levels in blood show?")
-    first = reply.locator(".qa-study").first
-    assert "second zorblatine paragraph" in first.inner_text()
-    page.screenshot(path=str(ARTIFACTS / "markdown-in-passage.png"))
-    assert page.locator('#qa-chat a[href*="example.org"]').count() == 0
+
+def test_summary_markup_is_shown_as_text_and_never_runs(desktop):
+    _new_conversation(desktop)
+    turn = _ask(desktop, "What do zorblatine levels in blood show?", ".qa-study")
+    first = turn.locator(".qa-study").first
+    assert first.locator(".qa-label").inner_text() == "Quux et al. (2025)"
+    text = first.inner_text()
+    assert SCRIPT_TEXT in text and IMG_TEXT in text
+    assert "<b>unsafe</b>" in first.locator(".qa-cite").inner_text()
+    assert "VO₂" in text or first.locator(".qa-passage sub").count() == 1
+    assert "$VO" not in text and "**" not in text
+    assert "Dr. Zed said" in text
     assert first.locator(".qa-passage a").count() == 0, "summary text became a link"
-    assert MD_LINK_TEXT in first.inner_text()
+    assert desktop.locator('#qa-chat img[src="x"], #qa-chat script, #qa-chat b').count() == 0
+    full = _ask(desktop, "open study 1", ".qa-source")
+    assert SCRIPT_TEXT in full.inner_text()
+    assert desktop.evaluate("[typeof window.__pwned, typeof window.__pwned2]") == ["undefined", "undefined"]
+
+
+def test_readme_screenshot_on_the_whole_corpus(chromium, tmp_path):
+    """Refreshes docs/screenshot.png from an index of the whole corpus (QA_SCREENSHOT_INDEX)."""
+    prebuilt = os.environ.get("QA_SCREENSHOT_INDEX", "")
+    if not prebuilt:
+        pytest.skip("QA_SCREENSHOT_INDEX is not set")
+    from qa.app import make_service
+
+    shutil.copytree(prebuilt, tmp_path / "index")
+    demo, address = _serve(make_service(CORPUS, tmp_path / "index"))
+    page = _page(chromium, address, DESKTOP)
+    try:
+        turn = _ask(page, "Has any antiviral helped ME/CFS patients?", ".qa-study")
+        assert _in_view(page, turn.locator(".qa-digest"))
+        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
+    finally:
+        page.context.close()
+        demo.close()

@@ -148,3 +148,33 @@ def test_wants_study_is_none_for_questions(message):
 def test_wants_study_is_none_for_numbers_that_are_not_study_numbers(message):
     """A percentage, a count or a year after "show"/"more about" is part of a question."""
     assert wants_study(message) is None
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Is it safe to take metformin?",
+        "Is it worth trying to pace?",
+        "Would it be possible that antivirals help?",
+    ],
+)
+def test_a_forward_pointing_it_names_a_new_topic(question):
+    """ "Is it safe to take metformin?" after an LDN question is about metformin, searched alone."""
+    assert not is_followup(question)
+    assert with_context(question, "Does low-dose naltrexone help?") == question
+
+
+@pytest.mark.parametrize(
+    ("message", "number"),
+    [
+        ("more on 3", 3),
+        ("More on study 2.", 2),
+        ("show me the second one", 2),
+        ("open study 2", 2),
+        ("open the first paper", 1),
+        ("show me the 3rd one", 3),
+        ("tell me more about the last one", -1),
+    ],
+)
+def test_wants_study_reads_ordinals_and_short_forms(message, number):
+    assert wants_study(message) == number
