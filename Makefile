@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DOCS ?= seeds
 INDEX ?= index
 
-.PHONY: setup run index test lint format bench browser clean
+.PHONY: setup run index test lint format bench bench-scale browser clean
 
 setup: $(VENV)/.installed
 
@@ -50,6 +50,11 @@ format: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+# Scale: part A at 3k summaries (real model, ~15 min) and part B at 1M vectors. For 30k/100k:
+# make bench-scale SCALE_ARGS="--sizes 3000,30000,100000 --fake-from 30000"
+bench-scale: setup
+	nice -n 10 $(PY) bench/scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(INDEX) *.egg-info
