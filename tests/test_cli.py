@@ -52,3 +52,35 @@ def test_index_then_ask(tmp_path, capsys):
     assert main(["ask", "Which antivirals were tried?", "--index", index, "-k", "1"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("1. Seton et al. (2024)") and "not medical advice" in text
+
+
+@pytest.mark.slow
+def test_commands_without_docs_keep_to_the_folder_the_index_was_built_from(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for source in sorted(CORPUS.glob("*.md"))[:2]:
+        shutil.copy(source, docs / source.name)
+    questions = tmp_path / "questions.jsonl"
+    relevant = {sorted(CORPUS.glob("*.md"))[0].name: 2}
+    questions.write_text(json.dumps({"id": "q1", "question": "fatigue", "relevant": relevant}) + "\n")
+    index = tmp_path / "idx"
+    assert main(["index", "--docs", str(docs), "--index", str(index), "--quiet"]) == 0
+    capsys.readouterr()
+
+    # `qa eval` with --index only (the default --docs would have been seeds/) keeps both.
+    assert main(["eval", "--questions", str(questions), "--index", str(index), "--quiet", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"reading summaries from {docs.resolve()}" in err
+    assert len(json.loads((index / "manifest.json").read_text())["documents"]) == 2
+
+    # Another folder is refused, naming both and what would be lost.
+    assert main(["index", "--docs", str(SEEDS), "--index", str(index), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(docs.resolve()) in err and str(SEEDS.resolve()) in err and "remove 2 of its 2" in err
+    assert "Traceback" not in err
+    assert len(json.loads((index / "manifest.json").read_text())["documents"]) == 2
+
+    # --rebuild still switches, and the index then follows the new folder.
+    assert main(["index", "--docs", str(SEEDS), "--index", str(index), "--rebuild", "--quiet"]) == 0
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["docs"] == str(SEEDS.resolve()) and len(manifest["documents"]) == 1

@@ -11,7 +11,7 @@ import pytest
 from qa.chunking import chunk_document
 from qa.documents import load_folder
 from qa.errors import IndexStateError
-from qa.index import Index, open_index, update_index
+from qa.index import Index, open_index, resolve_docs, update_index
 from tests.conftest import CORPUS, SEEDS
 
 PICK = [
@@ -176,3 +176,56 @@ def test_an_empty_folder_never_empties_the_index(docs, tmp_path, embedder):
     with pytest.raises(IndexStateError, match="no summaries were found"):
         update_index(folder, load_folder(empty), embedder)
     assert len(Index.load(folder).documents) == 3
+
+
+def test_the_index_records_its_folder_and_refuses_another(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    assert resolve_docs(folder, None, default=Path("seeds")) == Path("seeds")  # no index yet
+    update_index(folder, load_folder(docs), embedder)
+    assert json.loads((folder / "manifest.json").read_text())["docs"] == str(docs.resolve())
+    assert resolve_docs(folder, None, default=Path("seeds")) == docs.resolve()
+    assert resolve_docs(folder, docs) == docs
+
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(docs / "seed.md", other / "seed.md")
+    for refused in (
+        lambda: resolve_docs(folder, other),
+        lambda: update_index(folder, load_folder(other), embedder),
+    ):
+        with pytest.raises(IndexStateError) as info:
+            refused()
+        message = str(info.value)
+        assert str(docs.resolve()) in message and str(other.resolve()) in message, message
+        assert "remove 2 of its 3 summaries" in message and "--switch-docs" in message, message
+    assert len(Index.load(folder).documents) == 3
+
+    assert resolve_docs(folder, other, switch=True) == other
+    index, report = update_index(folder, load_folder(other), embedder, switch_docs=True)
+    assert set(index.documents) == {"seed.md"} and len(report.removed) == 2
+    assert json.loads((folder / "manifest.json").read_text())["docs"] == str(other.resolve())
+
+
+def test_an_index_without_a_recorded_folder_records_it_on_the_next_update(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    update_index(folder, load_folder(docs), embedder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["docs"]  # as written before the folder was recorded
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert resolve_docs(folder, None, default=Path("seeds")) == Path("seeds")
+    _, report = update_index(folder, load_folder(docs), embedder)
+    assert not report.touched
+    assert json.loads((folder / "manifest.json").read_text())["docs"] == str(docs.resolve())
+
+
+def test_removing_more_than_half_of_the_summaries_needs_switch_docs(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    update_index(folder, load_folder(docs), embedder)
+    gone = [p for p in docs.iterdir() if p.name != "seed.md"]
+    for path in gone:
+        path.unlink()
+    with pytest.raises(IndexStateError, match=r"remove 2 of the 3 summaries.*--switch-docs"):
+        update_index(folder, load_folder(docs), embedder)
+    assert len(Index.load(folder).documents) == 3
+    index, report = update_index(folder, load_folder(docs), embedder, switch_docs=True)
+    assert sorted(report.removed) == sorted(p.name for p in gone) and set(index.documents) == {"seed.md"}

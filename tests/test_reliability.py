@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from qa.errors import DocumentError, IndexStateError
 from qa.index import MANIFEST, open_index, update_index
 from qa.search import Searcher
 from tests.conftest import CORPUS, ROOT, SEEDS
+from tests.test_app import _free_port
 
 pytestmark = pytest.mark.slow
 
@@ -162,16 +162,22 @@ def _answers(index: Path, embedder) -> list[list[str]]:
     return [[s.doc_id for s in searcher.search(q, k=5).studies] for q in questions]
 
 
-def _generations(folder: Path) -> set[int]:
-    return {int(m.group(1)) for p in folder.iterdir() if (m := re.match(r"^\w+-(\d+)", p.name))}
-
-
-def test_kill_9_during_a_rebuild_keeps_the_old_answers_and_the_next_run_cleans_up(tmp_path, embedder):
+def _indexed_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder of the good corpus files and its index, built with `qa index`."""
     docs, index = tmp_path / "docs", tmp_path / "idx"
     docs.mkdir()
     for path in GOOD_CORPUS:
         shutil.copy(path, docs / path.name)
     assert main(["index", "--docs", str(docs), "--index", str(index), "--quiet"]) == 0
+    return docs, index
+
+
+def _generations(folder: Path) -> set[int]:
+    return {int(m.group(1)) for p in folder.iterdir() if (m := re.match(r"^\w+-(\d+)", p.name))}
+
+
+def test_kill_9_during_a_rebuild_keeps_the_old_answers_and_the_next_run_cleans_up(tmp_path, embedder):
+    docs, index = _indexed_folder(tmp_path)
     before = _answers(index, embedder)
     for path in MORE_CORPUS:
         shutil.copy(path, docs / path.name)
@@ -278,20 +284,10 @@ def test_a_full_disk_is_rolled_back_named_and_the_retry_embeds_nothing_again(tmp
             subprocess.run(["umount", str(disk)], capture_output=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_watched_server_keeps_answering_while_bad_files_land(tmp_path, embedder):
     from gradio_client import Client
 
-    docs, index = tmp_path / "docs", tmp_path / "idx"
-    docs.mkdir()
-    for path in GOOD_CORPUS:
-        shutil.copy(path, docs / path.name)
-    assert main(["index", "--docs", str(docs), "--index", str(index), "--quiet"]) == 0
+    docs, index = _indexed_folder(tmp_path)
     port = _free_port()
     log = (tmp_path / "serve.log").open("w+")
     # No --docs: the server follows the folder the index records (issue 12).
