@@ -26,7 +26,7 @@ SUFFIXES = (".md", ".markdown")
 # Limits a summary must stay within; each is far above anything real (the largest of the 317
 # summaries is 7 KB, the largest thread page 54 KB with 702 characters of frontmatter and lines
 # of at most 2,254 characters), and each keeps one hostile or mistaken file from stalling a run.
-MAX_FILE_BYTES = 500_000
+MAX_FILE_BYTES = 250_000
 MAX_FRONTMATTER_CHARS = 20_000
 MAX_LINE_CHARS = 20_000
 MAX_YAML_DEPTH = 20

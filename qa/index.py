@@ -26,7 +26,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa.chunking import CHUNKER_VERSION, Chunk, chunk_document
+from qa.chunking import CHUNKER_VERSION, Chunk, chunk_document, sections
 from qa.documents import SUFFIXES, Citation, Document, LoadResult, safe_text
 from qa.embedding import Embedder
 from qa.errors import IndexStateError
@@ -36,7 +36,7 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 _GENERATION = re.compile(r"^(?:vectors|chunks|keywords|studies)-(\d+)")
 _TEMP = re.compile(r"^\.manifest-.*\.tmp$")
-#: Passages one summary may become; the longest thread page makes under 60. A 10 MB file
+#: Passages one summary may become; the longest thread page makes 76. A 10 MB file
 #: made 11,757 (five times the whole corpus) before this limit.
 MAX_PASSAGES = 300
 SWITCH_HINT = "--switch-docs"
@@ -441,11 +441,19 @@ def _guard(folder: Path, loaded: LoadResult, before: Index | None, broken: set[s
 
 
 def _chunk_within_limit(doc: Document, embedder: Embedder, report: UpdateReport) -> list[Chunk] | None:
-    chunks = chunk_document(doc, embedder.max_tokens, embedder.count_tokens)
-    if len(chunks) <= MAX_PASSAGES:
+    """The chunks of `doc`, or None (and a line in `report.refused`) when over `MAX_PASSAGES`."""
+    # A cheap lower bound first (a section makes at least one passage, a word at least one
+    # token), so a huge summary is refused before thousands of tokenizer calls.
+    parts = sections(doc)
+    floor = max(len(parts), sum(len(part.text.split()) for part in parts) // embedder.max_tokens)
+    count = floor if floor > MAX_PASSAGES else 0
+    chunks = [] if count else chunk_document(doc, embedder.max_tokens, embedder.count_tokens)
+    count = count or len(chunks)
+    if count <= MAX_PASSAGES:
         return chunks
     report.refused.append(
-        f"{doc.doc_id}: it makes {len(chunks):,} passages; the limit for one summary is {MAX_PASSAGES}"
+        f"{doc.doc_id}: it makes {'at least ' if floor > MAX_PASSAGES else ''}{count:,} passages; "
+        f"the limit for one summary is {MAX_PASSAGES}"
     )
     return None
 
