@@ -54,7 +54,7 @@ METHOD_SECTIONS = (
 )
 
 CSS = """
-.gradio-container { font-size: 17px; line-height: 1.55; max-width: 46rem !important; margin: 0 auto !important; }
+.gradio-container { font-size: 17px; line-height: 1.55; max-width: 45rem !important; margin: 0 auto !important; }
 #qa-intro h1 { font-size: 1.5em; margin: 0.2em 0; }
 #qa-intro p { margin: 0.2em 0; }
 .qa-chat { font-size: 17px; line-height: 1.55; }
@@ -77,7 +77,8 @@ CSS = """
           padding: 0 0.55em; margin-left: 0.2em; font-size: 0.85em; }
 .qa-section { font-weight: 600; font-size: 0.95em; margin: 0.4em 0 0.1em 0; }
 .qa-chat .qa-passage, .qa-source .qa-passage { margin: 0.2em 0 0.4em 0; padding-left: 0.8em; border-left: 3px solid var(--border-color-primary); }
-.qa-passage mark { background: #fff0a8; color: #111; padding: 0 0.1em; }
+.qa-passage mark, .qa-passage mark * { background: #fff0a8; color: #111 !important; padding: 0 0.1em; }
+footer a, footer button, [data-testid="max-value"], [data-testid="min-value"] { color: var(--body-text-color) !important; opacity: 1 !important; }
 .qa-more summary { cursor: pointer; color: var(--link-text-color); text-decoration: underline; }
 .qa-notcovered { background: var(--background-fill-secondary); border-left: 4px solid #b35c00; padding: 0.5em; }
 .qa-actions button { border: 1px solid var(--border-color-primary); border-radius: 0.4em; padding: 0.2em 0.7em;
@@ -85,6 +86,8 @@ CSS = """
 .qa-done { font-size: 0.9em; }
 .qa-wait { font-style: italic; }
 .qa-source { font-size: 17px; }
+.main.app { padding-left: min(32px, 2vw) !important; padding-right: min(32px, 2vw) !important; }
+#qa-chat .html-container { padding-left: min(12px, 1vw) !important; padding-right: min(12px, 1vw) !important; }
 #qa-ask { background: #1d4ed8; color: #fff; border-color: #1d4ed8; }
 """
 

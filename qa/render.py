@@ -304,7 +304,6 @@ def _meta(c: Citation, types: list[str], label: str) -> str:
     kind = source_kind(c)
     link = link_html(c.url, kind, "", name=f"{kind}: {label}") if kind else ""
     parts = [
-        f'<span class="qa-kind">{text_html(kind)}</span>' if kind else "",
         f'<span class="qa-type">{text_html(", ".join(types))} (as the summary says)</span>' if types else "",
         text_html(c.publisher),
         text_html(c.published[:4] or c.year),
@@ -519,6 +518,6 @@ def source_html(doc: Document, parts: list[tuple[str, str]]) -> str:
     kind = source_kind(c) or "Link"
     return (
         f'<div class="qa-source"><h3>{text_html(c.label)} — {text_html(c.title)}</h3>'
-        f"<p>{link_html(c.url, f'{kind}: {c.url}', 'no link given')}</p><ul>{meta}</ul>{body}"
+        f"<p>{link_html(c.url, f'{kind}: {c.url}', c.url or 'no link given')}</p><ul>{meta}</ul>{body}"
         f'<p class="qa-also">File: {text_html(doc.doc_id)}</p></div>'
     )

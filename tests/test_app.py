@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from qa.app import CSS, Service, build_app, make_service
+from qa.app import LAUNCH_OPTIONS, MAX_K, Service, build_app, make_service
 from qa.search import Searcher
 from tests.conftest import CORPUS, SEEDS
 
@@ -20,18 +20,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(service: Service, mcp: bool = False):
+def _launch(service: Service, mcp: bool = False, operator: bool = False):
     from gradio_client import Client
 
-    demo = build_app(service)
+    demo = build_app(service, operator=operator)
     port = _free_port()
     demo.launch(
         server_name="127.0.0.1",
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        css=CSS,
         mcp_server=mcp,
+        **LAUNCH_OPTIONS,
     )
     return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
 
@@ -76,10 +76,75 @@ def test_ask_applies_filters_and_k(corpus_client):
         assert study["citation"]["published"] >= "2025"
 
 
+@pytest.fixture(scope="module")
+def seed_server(tmp_path_factory):
+    """The app over the seed alone, for visitors (no operator controls): (demo, client)."""
+    docs = tmp_path_factory.mktemp("seed") / "docs"
+    docs.mkdir()
+    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
+    demo, client = _launch(make_service(docs, tmp_path_factory.mktemp("seed-index")))
+    yield demo, client
+    demo.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((None,), "question must be text (got NoneType)"),
+        ((42,), "question must be text (got int)"),
+        ((["a", "b"],), "question must be text (got list)"),
+        (("   ",), "question is empty"),
+        (("x" * 1001,), "at most 1000 characters"),
+        (("LDN", "Treatment"), None),  # one tag as a string is fine
+        (("LDN", [1]), "tags must be a list of tag names"),
+        (("LDN", ["Nonsense"]), "unknown tag(s)"),
+        (("LDN", [], 2024), "From date must be text"),
+        (("LDN", [], "2024-13-45"), "From date '2024-13-45' is not a real date"),
+        (("LDN", [], "2024/01"), "From date must look like"),
+        (("LDN", [], "2024-02-30"), "From date '2024-02-30' is not a real date"),
+        (("LDN", [], "", "2023-13"), "To date '2023-13' is not a real date"),
+        (("LDN", [], "2025", "2020"), "the From date (2025) is after the To date (2020)"),
+        (("LDN", [], "", "", "abc"), "k must be a whole number from 1 to 20 (got 'abc')"),
+        (("LDN", [], "", "", 0), "k must be from 1 to 20 (got 0)"),
+        (("LDN", [], "", "", MAX_K + 1), "k must be from 1 to 20 (got 21)"),
+        (("LDN", [], "", "", True), "k must be a whole number"),
+        (("LDN", [], "", "", None), None),  # null means the default
+        (("LDN", [], "", "", 3, 7), "previous must be text (got int)"),
+    ],
+)
+def test_api_refuses_bad_input_with_a_clear_message_and_no_traceback(seed_server, capfd, args, message):
+    from gradio_client.exceptions import AppError
+
+    _, client = seed_server
+    capfd.readouterr()
+    if message is None:
+        assert client.predict(*args, api_name="/ask")["studies"]
+    else:
+        with pytest.raises(AppError) as error:
+            client.predict(*args, api_name="/ask")
+        assert message in str(error.value)
+    logged = capfd.readouterr()
+    assert "Traceback" not in logged.err + logged.out
+
+
+def test_visitors_cannot_rebuild_or_upload(seed_server):
+    import httpx
+
+    _, client = seed_server
+    base = client.src.rstrip("/")
+    assert "/rebuild" not in str(client.view_api(print_info=False, return_format="dict"))
+    with pytest.raises(ValueError, match="rebuild"):
+        client.predict(api_name="/rebuild")
+    called = httpx.post(f"{base}/gradio_api/call/rebuild", json={"data": []}, timeout=30)
+    assert called.status_code >= 400, called.text  # Gradio answers 500 for an endpoint it lacks
+    upload = httpx.post(f"{base}/gradio_api/upload", files={"files": ("x.txt", b"x" * 1000)}, timeout=30)
+    assert upload.status_code == 413, upload.text
+
+
 def test_rebuild_picks_up_a_new_summary_without_restart(tmp_path, seed_docs):
     docs = seed_docs
     service = make_service(docs, tmp_path / "idx")
-    demo, client = _launch(service)
+    demo, client = _launch(service, operator=True)
     try:
         before = client.predict("oxaloacetate cognitive function trial", api_name="/ask")
         assert {s["doc_id"] for s in before["studies"]} == {"seed.md"}

@@ -29,9 +29,9 @@ TIMEOUT_MS = 20_000
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 ZOOM_200 = {"width": 640, "height": 450}  # a 1280×900 window at 200 % zoom
-# Enough real summaries to scroll: every one about metformin, naltrexone or antivirals, and the
+# Enough real summaries to scroll: every one naming metformin or naltrexone, and the
 # trial registrations and videos (so kinds of source differ).
-CHOSEN = re.compile(r"metformin|naltrexone|antiviral|clinicaltrials\.gov|youtu", re.I)
+CHOSEN = re.compile(r"metformin|naltrexone|clinicaltrials\.gov|youtu", re.I)
 LDN = "Does low-dose naltrexone help?"
 
 HOSTILE_NAME = "2025-06-01_Zorblatine_hostile_markup.md"
@@ -108,7 +108,7 @@ def _serve(service) -> tuple[object, str]:
 
 @pytest.fixture(scope="module")
 def url(chromium, tmp_path_factory):
-    """The app over ~45 real summaries and a hostile one, served in-process on a free port."""
+    """The app over ~30 real summaries and a hostile one, served in-process on a free port."""
     from qa.app import make_service
 
     folder = tmp_path_factory.mktemp("browser") / "docs"
@@ -117,7 +117,7 @@ def url(chromium, tmp_path_factory):
         if CHOSEN.search(path.read_text(encoding="utf-8")):
             shutil.copy(path, folder)
     (folder / HOSTILE_NAME).write_text(HOSTILE, encoding="utf-8")
-    assert len(list(folder.glob("*.md"))) >= 30
+    assert len(list(folder.glob("*.md"))) >= 25
     demo, address = _serve(make_service(folder, tmp_path_factory.mktemp("browser-index")))
     yield address
     demo.close()
@@ -250,11 +250,11 @@ def test_copy_gives_clean_text_with_numbered_links(desktop):
 
 
 def test_a_link_with_the_question_answers_it_on_load(chromium, url):
-    page = _page(chromium, url, DESKTOP, path="?q=antiviral+treatment&tag=Treatment&from=2020")
+    page = _page(chromium, url, DESKTOP, path="?q=naltrexone+treatment&tag=Treatment&from=2020")
     try:
         turn = page.locator("#qa-chat .qa-turn").last
         turn.locator(".qa-study").first.wait_for()
-        assert "antiviral treatment" in turn.locator(".qa-question").inner_text()
+        assert "naltrexone treatment" in turn.locator(".qa-question").inner_text()
         for n in range(turn.locator(".qa-study").count()):
             assert "Treatment" in turn.locator(".qa-study").nth(n).locator(".qa-tag").all_inner_texts()
         assert "Filters: tagged Treatment; published 2020 or later" in turn.inner_text()
@@ -339,7 +339,7 @@ def test_summary_markup_is_shown_as_text_and_never_runs(desktop):
     text = first.inner_text()
     assert SCRIPT_TEXT in text and IMG_TEXT in text
     assert "<b>unsafe</b>" in first.locator(".qa-cite").inner_text()
-    assert "VO₂" in text or first.locator(".qa-passage sub").count() == 1
+    assert first.locator(".qa-passage").first.locator("sub").inner_text() == "2"  # $VO_{2}$
     assert "$VO" not in text and "**" not in text
     assert "Dr. Zed said" in text
     assert first.locator(".qa-passage a").count() == 0, "summary text became a link"

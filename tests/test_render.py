@@ -14,10 +14,52 @@ from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED
 from qa.chunking import Chunk
 from qa.documents import Citation, Document
 from qa.highlight import Sentence
-from qa.render import answer_html, link_html, marked_html, source_html, study_html
+from qa.render import (
+    answer_html,
+    answer_text,
+    digest,
+    filters_text,
+    link_html,
+    marked_html,
+    math_text,
+    reader_html,
+    reader_text,
+    share_query,
+    source_html,
+    source_kind,
+    study_html,
+    study_types,
+    turn_html,
+)
 from qa.search import Answer, Filters, Passage, StudyHit
 
-ALLOWED_TAGS = {"div", "span", "strong", "a", "blockquote", "mark", "p", "br", "h3", "h4", "ul", "li"}
+ALLOWED_TAGS = {"div", "span", "strong", "em", "code", "sub", "sup", "a", "blockquote", "mark", "p", "br"}
+ALLOWED_TAGS |= {
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "ul",
+    "li",
+    "q",
+    "article",
+    "section",
+    "details",
+    "summary",
+    "button",
+}
+SAFE_ATTRIBUTES = {
+    "class",
+    "href",
+    "target",
+    "rel",
+    "data-rank",
+    "id",
+    "aria-labelledby",
+    "aria-label",
+    "role",
+}
+SAFE_ATTRIBUTES |= {"type", "data-copy", "data-share", "tabindex"}
 SCRIPT = "<script>alert('x')</script>"
 IMG = '<img src=x onerror="alert(1)">'
 
@@ -52,8 +94,10 @@ def assert_safe(html: str) -> Parsed:
     assert {t for t, _ in parsed.tags} <= ALLOWED_TAGS, {t for t, _ in parsed.tags} - ALLOWED_TAGS
     for tag, attrs in parsed.tags:
         assert not [a for a in attrs if a.lower().startswith("on")], (tag, attrs)
-        assert set(attrs) <= {"class", "href", "target", "rel", "data-rank"}, (tag, attrs)
+        assert set(attrs) <= SAFE_ATTRIBUTES, (tag, attrs)
     for attrs in parsed.all("a"):
+        if (attrs["href"] or "").startswith("#"):  # a digest's [1] to its study card
+            continue
         assert (attrs["href"] or "").startswith(("https://", "http://")), attrs
         assert attrs["target"] == "_blank" and "noopener" in (attrs["rel"] or "")
     return parsed
@@ -167,11 +211,13 @@ def test_link_attributes_are_escaped():
 def test_study_shows_label_title_meta_tags_and_doi_link():
     html = study_html(study(rank=2))
     parsed = assert_safe(html)
-    assert parsed.all("div")[0]["class"] == "qa-study"
+    assert parsed.all("article")[0]["class"] == "qa-study"
+    assert parsed.all("h3")[0]["class"] == "qa-cite"
     assert "2. Seton et al. (2024) — Advancing Research and Treatment" in parsed.text
-    assert "Journal of Clinical Medicine · 2024 · Read the paper" in parsed.text
+    assert "Journal of Clinical Medicine · 2024 · Paper (DOI)" in parsed.text
     (link,) = parsed.all("a")
     assert link["href"] == "https://doi.org/10.3390/jcm13020325"
+    assert link["aria-label"] == "Paper (DOI): Seton et al. (2024)"
     assert [a["class"] for a in parsed.all("span")].count("qa-tag") == 2
     assert "What has been found?" in parsed.text and "Valacyclovir helped some patients." in parsed.text
 
@@ -222,9 +268,9 @@ def test_study_without_any_link_shows_no_anchor():
 
 @pytest.mark.parametrize("link", ["", "javascript:alert(1)"])
 def test_study_without_a_usable_link_does_not_offer_to_read_the_paper(link):
-    """A "Read the paper" that is plain text promises a link that is not there."""
+    """A "Paper" that is plain text promises a link that is not there."""
     html = study_html(study(cite=citation(doi="", link=link)))
-    assert "Read the paper" not in Parsed(html).text
+    assert "Paper" not in Parsed(html).text
 
 
 # --- answer_html -------------------------------------------------------------------------------
@@ -264,7 +310,7 @@ def test_answer_lists_active_filters_escaped():
     filters = Filters(("Treatment", "<b>News</b>"), "2024", "2025-99")
     html = answer_html(Answer("exercise", (study(1),), True, "", filters))
     parsed = assert_safe(html)
-    assert "Filters: tags: Treatment, <b>News</b>; published 2024 to 2025-99" in parsed.text
+    assert "Filters: tagged Treatment or <b>News</b>; published 2024 to 2025" in parsed.text
     assert "Filters:" not in answer_html(Answer("exercise", (study(1),), True))
 
 
@@ -273,7 +319,7 @@ def test_answer_with_a_hostile_study_is_safe():
     html = answer_html(answer, {1: [[Sentence(IMG, True, 0.9)]]})
     parsed = assert_safe(html)
     assert parsed.all("a") == [] and "<img" not in html and "<script" not in html
-    assert f"<mark>{IMG.replace('<', '&lt;').replace('>', '&gt;').replace(chr(34), '&quot;')}</mark>" in html
+    assert f"<mark>{IMG.replace('<', '&lt;').replace('>', '&gt;')}</mark>" in html
     assert SCRIPT in parsed.text
 
 
@@ -357,3 +403,137 @@ def test_source_escapes_everything_from_the_document():
 def test_source_without_a_link_says_so():
     parsed = assert_safe(source_html(document(link="", doi=""), [("Summary", "Text.")]))
     assert "no link given" in parsed.text and parsed.all("a") == []
+
+
+# --- clean text: Markdown and LaTeX --------------------------------------------------------------
+
+
+def test_markdown_in_a_passage_is_rendered_safely_or_reduced_to_text():
+    md = "**Dextro-Naltrexone** is *only* one [link](https://example.org/x) &beta; `IL6` <b>raw</b>"
+    html = reader_html(md)
+    parsed = assert_safe(html)
+    assert "<strong>Dextro-Naltrexone</strong>" in html and "<em>only</em>" in html
+    assert parsed.all("a") == [] and "<b>" not in html
+    assert parsed.text == "Dextro-Naltrexone is only one link β IL6 <b>raw</b>"
+    assert reader_text(md) == parsed.text
+    assert reader_text("- one\n* two") == "• one\n• two"
+
+
+@pytest.mark.parametrize(
+    ("tex", "text"),
+    [
+        ("$VO_{2}$ peak", "VO₂ peak"),
+        ("${}^{23}Na$ MRI", "²³Na MRI"),
+        ("$Ca^{2+}$ flux", "Ca²⁺ flux"),
+        ("$\\gamma\\delta$ T cells", "γδ T cells"),
+        ("($p = 0.034$)", "(p = 0.034)"),
+        ("$\\ge10$ days", "≥10 days"),
+        # Money, not math: "$582 million ($5 more)" and "US$1 trillion" stay as written.
+        ("€500 million ($582 million) and US$1 trillion", "€500 million ($582 million) and US$1 trillion"),
+    ],
+)
+def test_latex_is_shown_readably_and_money_is_left_alone(tex, text):
+    assert reader_text(tex) == text
+    assert "$" not in reader_html("$VO_{2}$") and "VO<sub>2</sub>" in reader_html("$VO_{2}$")
+    assert math_text("Tg^{+/-ATG13}") == "Tg^(+/-ATG13)"
+
+
+# --- kind of source and study type ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind"),
+    [
+        ({}, "Paper (DOI)"),
+        ({"publisher": "medRxiv (Preprint)"}, "Preprint (DOI)"),
+        ({"doi": "", "link": "https://www.youtube.com/watch?v=x"}, "Video"),
+        ({"doi": "", "link": "https://youtu.be/x"}, "Video"),
+        ({"doi": "", "link": "https://clinicaltrials.gov/study/NCT1"}, "Trial registration"),
+        ({"doi": "", "link": "https://www.medscape.com/a", "tags": ("News",)}, "News"),
+        ({"doi": "", "link": "https://pubmed.ncbi.nlm.nih.gov/1/"}, "Paper (PubMed)"),
+        ({"doi": "", "link": "https://example.org/page"}, "Web page"),
+        ({"doi": "", "link": ""}, ""),
+    ],
+)
+def test_kind_of_source_comes_from_the_link_and_publisher(changes, kind):
+    assert source_kind(citation(**changes)) == kind
+
+
+def test_study_type_only_where_the_summary_says_so():
+    assert study_types(["A randomised, double-blind, placebo-controlled trial of 80 adults."]) == [
+        "Randomised",
+        "Placebo-controlled",
+        "Double-blind",
+    ]
+    assert study_types(["Mice lacking the gene were infected.", "Cells were studied in vitro."]) == [
+        "Animal study",
+        "Lab study (in vitro)",
+    ]
+    # What should come next is not what was done; nothing named, nothing guessed.
+    assert study_types(["Future randomised trials are needed.", "Patients answered questions."]) == []
+    # A review names the designs of what it pooled; those are not its own.
+    assert study_types(["This systematic review pooled randomised trials in mice."]) == ["Systematic review"]
+
+
+# --- digest, copy text, share link, filters in words -----------------------------------------------
+
+
+def _highlighted():
+    texts = ("Valacyclovir helped some patients. Others saw no change. Dosing varied.",)
+    answer = Answer("Which antiviral helped?", tuple(study(r, texts=texts) for r in (1, 2, 3, 4)), True)
+    marks = [
+        Sentence("Valacyclovir helped some patients.", True, 0.7),
+        Sentence("Others saw no change.", True, 0.68),
+        Sentence("Dosing varied.", False, 0.2),
+    ]
+    return answer, {r: [marks] for r in (1, 2, 3, 4)}
+
+
+def test_digest_quotes_the_best_marked_sentences_of_the_top_three_studies():
+    answer, highlights = _highlighted()
+    short = digest(answer, highlights)
+    assert [rank for rank, _ in short] == [1, 1, 2, 2, 3, 3]
+    assert {s for _, s in short} == {"Valacyclovir helped some patients.", "Others saw no change."}
+    assert digest(Answer("q", answer.studies, False), highlights) == [], "not covered: no digest"
+    html = answer_html(answer, highlights, turn="t1")
+    parsed = assert_safe(html)
+    assert html.index("qa-digest") < html.index("qa-study")
+    assert '<a class="qa-ref" href="#t1-s2"' in html and 'id="t1-s2"' in html
+    assert "<q>Valacyclovir helped some patients.</q>" in html
+
+
+def test_copy_text_has_numbered_citations_and_links_and_no_markup():
+    answer, highlights = _highlighted()
+    text = answer_text(answer, highlights, "Which antiviral helped?")
+    assert "<" not in text
+    assert text.startswith("**Question:** Which antiviral helped?")
+    assert "- “Valacyclovir helped some patients.” [1]" in text
+    assert "[4] Seton et al. (2024). Advancing Research and Treatment. Journal of Clinical Medicine." in text
+    assert "Paper (DOI): https://doi.org/10.3390/jcm13020325" in text and text.endswith(DISCLAIMER)
+
+
+def test_share_link_and_filters_in_words():
+    filters = Filters(("Treatment",), "2025", "2026-99")
+    assert share_query("LDN & sleep?", filters, "newest") == (
+        "?q=LDN+%26+sleep%3F&tag=Treatment&from=2025&to=2026&sort=newest"
+    )
+    assert filters_text(Filters((), "2025", "")) == "published 2025 or later"
+    assert filters_text(Filters((), "", "2024-99")) == "published 2024 or earlier"
+    assert (
+        filters_text(Filters(("News", "Trial"), "2024", "2024-99"))
+        == "tagged News or Trial; published in 2024"
+    )
+
+
+def test_filters_nothing_passes_say_so():
+    html = answer_html(Answer("q", (), False, "no passage matched", Filters((), "2030", "")), matching=0)
+    assert "No study matches these filters" in Parsed(html).text
+    assert "No summary seems to answer" not in Parsed(html).text
+
+
+def test_turn_escapes_the_question_and_the_copy_text():
+    html = turn_html("t1", f"Q {SCRIPT}", "<p>body</p>", copy=f'say "{IMG}"', share="?q=a%22b")
+    parsed = assert_safe(html)
+    assert parsed.all("h2")[0]["id"] == "t1-q" and f"Q {SCRIPT}" in parsed.text
+    (copy,) = [a for t, a in parsed.tags if t == "button" and a["class"] == "qa-copy"]
+    assert copy["data-copy"] == f'say "{IMG}"'
