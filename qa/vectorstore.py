@@ -101,6 +101,20 @@ class VectorStore(ABC):
     def faiss_index(self) -> faiss.Index:
         """The FAISS index underneath (written as is by `save`)."""
 
+    def get(self, ids: Any) -> np.ndarray:
+        """The stored vectors of `ids`, (n, dimension); KeyError for an id not stored."""
+        out = np.zeros((len(_as_ids(ids)), self.dimension), np.float32)
+        for row, i in enumerate(_as_ids(ids).tolist()):
+            try:
+                out[row] = self.faiss_index.reconstruct(i)
+            except RuntimeError:
+                raise KeyError(i) from None
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The file `save` writes, as bytes (for callers that write files themselves)."""
+        return faiss.serialize_index(self.faiss_index).tobytes()
+
     def save(self, path: Path) -> None:
         """Write the store to `path`, readable by `faiss.read_index` and `load_store`."""
         faiss.write_index(self.faiss_index, str(path))

@@ -99,6 +99,15 @@ def test_save_load_round_trip_gives_same_results(store, tmp_path):
     assert np.array_equal(again.search(queries, 10)[1], store.search(queries, 10)[1])
 
 
+def test_get_and_bytes(store, tmp_path):
+    assert np.allclose(store.get([1004, 1000]), unit(300)[[2, 0]], atol=1e-6)
+    with pytest.raises(KeyError):
+        store.get([1001])
+    path = tmp_path / "from-bytes.faiss"
+    path.write_bytes(store.to_bytes())
+    assert load_store(path, store.describe()).ntotal == 300
+
+
 def test_vectors_round_trip_into_another_store(store):
     ids, vectors = store.vectors()
     assert sorted(ids.tolist()) == (np.arange(300) * 2 + 1000).tolist()
