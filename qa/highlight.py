@@ -38,7 +38,8 @@ def highlight_many(embedder: Embedder, question: str, passages: list[str]) -> li
         best = float(np.max(part)) if len(part) else 0.0
         # The best sentence, and the runner-up only when it is nearly as close; one-sentence
         # passages are left unmarked (marking all of a passage says nothing).
-        top = [int(i) for i in np.argsort(-part)[:MAX_MARKED]] if len(part) > 1 else []
+        cap = min(MAX_MARKED, max(1, len(part) // 3))  # at most a third of a passage (at least one)
+        top = [int(i) for i in np.argsort(-part)[:cap]] if len(part) > 1 else []
         marked = {i for i in top if best >= MIN_SIMILARITY and part[i] >= best - NEAR_BEST}
         result.append(
             [Sentence(s, i in marked, float(sim)) for i, (s, sim) in enumerate(zip(sentences, part))]

@@ -496,7 +496,7 @@ def test_digest_quotes_the_best_marked_sentences_of_the_top_three_studies():
     assert {s for _, s in short} == {"Valacyclovir helped some patients.", "Others saw no change."}
     assert digest(Answer("q", answer.studies, False), highlights) == [], "not covered: no digest"
     html = answer_html(answer, highlights, turn="t1")
-    parsed = assert_safe(html)
+    assert_safe(html)
     assert html.index("qa-digest") < html.index("qa-study")
     assert '<a class="qa-ref" href="#t1-s2"' in html and 'id="t1-s2"' in html
     assert "<q>Valacyclovir helped some patients.</q>" in html
