@@ -58,7 +58,7 @@ def _alias_bomb() -> str:
 BAD: dict[str, tuple[bytes, str]] = {
     "alias-bomb.md": (_alias_bomb().encode(), r"alias"),
     "impossible-date.md": (
-        _summary("Date", "## Summary\n\nText.\n").replace("2024-05-06", "2024-02-30").encode(),
+        _summary("Date", "## Summary\n\nText.\n").replace("'2024-05-06'", "2024-02-30").encode(),
         r"2024-02-30.*not a real date",
     ),
     "ten-mb.md": (
