@@ -26,10 +26,13 @@ def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict
 
     return {
         "question": answer.question,
-        "searched": answer.question,
+        "searched": answer.searched or answer.question,
+        "corrections": [list(pair) for pair in answer.corrections],
+        "expansions": [list(pair) for pair in answer.expansions],
         "covered": answer.covered,
         "reason": answer.reason,
         "mode": answer.mode,
+        "settings": answer.settings,
         "filters": asdict(answer.filters),
         "studies": [
             {
@@ -45,6 +48,7 @@ def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict
                         "score": round(p.score, 6),
                         "dense_score": None if p.dense is None else round(p.dense, 4),
                         "bm25_score": None if p.keyword is None else round(p.keyword, 4),
+                        "rerank_score": None if p.rerank is None else round(p.rerank, 4),
                         "highlights": marked(s.rank, n),
                     }
                     for n, p in enumerate(s.passages)

@@ -1,11 +1,20 @@
-"""Question → ranked studies with their best passages: dense + BM25, fused, grouped, filtered."""
+"""Question → ranked studies with the passages that answer them, as a sequence of named stages.
+
+    understand → retrieve (dense, BM25) → fuse → group by study → rerank → choose passages
+    → judge coverage
+
+Each stage is a small function below. The parts that get swapped sit behind small interfaces:
+a `Retriever` (dense vectors, BM25, or another one such as a multilingual model), the
+`Embedder`, and the `Reranker` (`qa/rerank.py`). `SearchSettings` holds everything that
+changes results; `SearchSettings.describe()` is recorded with each answer.
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from qa.chunking import Chunk
 from qa.config import CATEGORY_TAGS
@@ -13,10 +22,37 @@ from qa.documents import Citation
 from qa.embedding import Embedder
 from qa.index import Index
 from qa.keywords import tokenize
+from qa.rerank import DEFAULT_RERANKER, Reranker, get_reranker
+from qa.vocabulary import Understood, Vocabulary
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60  # the constant from Cormack et al. (2009); robust without tuning
-CANDIDATES = 100  # passages taken from each retriever before fusing
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that changes what a search returns, with the measured defaults (bench/)."""
+
+    mode: str = "hybrid"
+    #: "cross-encoder" (bundled) or "none".
+    rerank: str = DEFAULT_RERANKER
+    #: Studies, in fused order, whose best passages the reranker reads.
+    rerank_studies: int = 12
+    #: Passages per such study sent to the reranker (its best fused ones).
+    rerank_passages: int = 2
+    #: Word pieces of a passage the reranker reads (the question is never cut).
+    rerank_tokens: int = 192
+    #: How much a study's first-stage rank still counts after reranking: its score is the best
+    #: reranker logit minus this times log2(1 + fused rank).
+    first_stage_weight: float = 0.0
+    #: Passages taken from each retriever before fusing.
+    candidates: int = 100
+    #: Spell out acronyms and correct typos against the corpus before searching.
+    understand: bool = True
+
+    def describe(self) -> dict:
+        """The settings as a plain dict, for answers, eval reports and the bench."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -67,12 +103,13 @@ def parse_filters(tags: list[str] | None, date_from: str = "", date_to: str = ""
 
 @dataclass(frozen=True)
 class Passage:
-    """One retrieved chunk with its fused score and the per-retriever scores."""
+    """One retrieved chunk with its fused score, the per-retriever scores and the reranker's."""
 
     chunk: Chunk
     score: float
     dense: float | None = None
     keyword: float | None = None
+    rerank: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,150 +134,346 @@ class Answer:
     reason: str = ""
     filters: Filters = field(default_factory=Filters)
     mode: str = "hybrid"
+    #: The question as searched: acronyms spelled out, typos corrected ("" = as typed).
+    searched: str = ""
+    corrections: tuple[tuple[str, str], ...] = ()
+    expansions: tuple[tuple[str, str], ...] = ()
+    settings: dict = field(default_factory=dict)
 
 
-def _study_key(chunk: Chunk) -> str:
+# --- retrieve ---------------------------------------------------------------------------
+
+
+class Retriever(Protocol):
+    """One first-stage list: chunk ids with scores, best first."""
+
+    name: str
+
+    def retrieve(self, text: str, n: int) -> list[tuple[int, float]]:
+        """The `n` best chunk ids for `text`, with this retriever's scores."""
+        ...
+
+
+class DenseRetriever:
+    """Nearest passages by the embedding model's vectors (inner product of unit vectors)."""
+
+    name = "dense"
+
+    def __init__(self, index: Index, embedder: Embedder) -> None:
+        self.index, self.embedder = index, embedder
+
+    def retrieve(self, text: str, n: int) -> list[tuple[int, float]]:
+        """The `n` nearest passages."""
+        n = min(n, self.index.vectors.ntotal)
+        if n == 0:
+            return []
+        scores, ids = self.index.vectors.search(self.embedder.encode_query(text).reshape(1, -1), n)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+class KeywordRetriever:
+    """Passages by BM25 over their words (stemmed)."""
+
+    name = "bm25"
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def retrieve(self, text: str, n: int) -> list[tuple[int, float]]:
+        """The `n` best passages by BM25."""
+        return self.index.keywords.search(text, n)
+
+
+# --- fuse -------------------------------------------------------------------------------
+
+
+def fuse(ranked_lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of several ranked lists: (id, fused score), best first."""
+    fused: dict[int, float] = {}
+    for ranked in ranked_lists:
+        for rank, (cid, _) in enumerate(ranked):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(fused.items(), key=lambda item: item[1], reverse=True)
+
+
+# --- group by study ---------------------------------------------------------------------
+
+
+@dataclass
+class _Study:
+    key: str
+    passages: list[Passage]  # fused order, best first
+    files: list[str]
+    score: float = 0.0
+    reranked: bool = False
+
+
+def study_key(chunk: Chunk) -> str:
+    """One key per study: its DOI when it has one (two files, one study), else its file."""
     doi = chunk.citation.doi.lower().rstrip(".")
     return f"doi:{doi}" if doi else chunk.doc_id
 
 
-class Searcher:
-    """Answers questions from one loaded index with one embedding model."""
+def group_by_study(passages: list[Passage], index: Index, text: str, whole: bool) -> list[_Study]:
+    """Studies in fused order; with `whole`, a third RRF list of whole summaries by BM25.
 
-    def __init__(self, index: Index, embedder: Embedder) -> None:
+    The whole-summary list lifts studies about the topic above ones that mention it in one
+    passage (measured on the dev questions and NFCorpus dev, see bench/).
+    """
+    studies: dict[str, _Study] = {}
+    for passage in passages:
+        key = study_key(passage.chunk)
+        study = studies.setdefault(key, _Study(key, [], [], passage.score))
+        study.passages.append(passage)
+        if passage.chunk.doc_id not in study.files:
+            study.files.append(passage.chunk.doc_id)
+    if whole:
+        by_file = {name: s for s in studies.values() for name in s.files}
+        seen: set[str] = set()
+        for doc_id, _ in index.study_keywords.search(text, 100):
+            study = by_file.get(doc_id)
+            if study is not None and study.key not in seen:
+                study.score += 1.0 / (RRF_K + len(seen) + 1)
+                seen.add(study.key)
+    return sorted(studies.values(), key=lambda s: s.score, reverse=True)
+
+
+# --- rerank -----------------------------------------------------------------------------
+
+
+def rerank(text: str, studies: list[_Study], reranker: Reranker, settings: SearchSettings) -> list[_Study]:
+    """Score the best passages of the leading studies with the reranker; reorder those studies.
+
+    A study's score becomes its best passage's reranker score: the evidence that answers,
+    not how often the words occur. Studies past `rerank_studies` keep their fused order after.
+    """
+    head, tail = studies[: settings.rerank_studies], studies[settings.rerank_studies :]
+    pairs = [(s, p) for s in head for p in s.passages[: settings.rerank_passages]]
+    if not pairs:
+        return studies
+    scores = reranker.score(text, [p.chunk.embed_text for _, p in pairs])
+    rescored: dict[int, float] = {}
+    for (_, passage), value in zip(pairs, scores):
+        rescored[id(passage)] = float(value)
+    for fused_rank, study in enumerate(head):
+        study.passages = [
+            Passage(p.chunk, p.score, p.dense, p.keyword, rescored.get(id(p))) for p in study.passages
+        ]
+        best = max(p.rerank for p in study.passages if p.rerank is not None)
+        study.score = best - settings.first_stage_weight * math.log2(1 + fused_rank)
+        study.reranked = True
+    head.sort(key=lambda s: s.score, reverse=True)
+    return head + tail
+
+
+# --- choose passages --------------------------------------------------------------------
+
+# Sections that set out what a study asked and how, rather than what it found. Every summary
+# has them under these headings; shown first they restate the question instead of answering.
+_BACKGROUND = re.compile(
+    r"\b(?:what|why|how) (?:was|were|is|are) (?:it|this|they) researched\b|\bpurpose\b|\bdesign\b"
+    r"|\beligibility\b|\bbackground\b|\bmethods?\b",
+    re.I,
+)
+#: How many reranker points a findings passage may trail a background one by and still lead.
+FINDINGS_MARGIN = 2.0
+
+
+def is_background(section: str) -> bool:
+    """Whether a section describes the question or method rather than the findings."""
+    return bool(_BACKGROUND.search(section))
+
+
+def choose_passages(study: _Study, per_study: int) -> list[Passage]:
+    """The passage that answers first (findings before background when close), then one more.
+
+    A second passage is shown only when it adds: another section of the same file, scoring
+    close to the first.
+    """
+    found = study.passages
+    if study.reranked:
+        scored = [p for p in found if p.rerank is not None]
+
+        def weight(p: Passage) -> float:
+            return p.rerank - (FINDINGS_MARGIN if is_background(p.chunk.section) else 0.0)
+
+        best = max(scored, key=weight)
+        others = sorted((p for p in scored if p is not best), key=weight, reverse=True)
+        close = [p for p in others if weight(p) >= weight(best) - FINDINGS_MARGIN]
+    else:
+        best, others = found[0], found[1:]
+        close = [p for p in others if p.score >= 0.85 * best.score]
+    shown = [best]
+    for other in close:
+        if len(shown) >= per_study:
+            break
+        if other.chunk.doc_id == best.chunk.doc_id and other.chunk.section != best.chunk.section:
+            shown.append(other)
+    return shown
+
+
+# --- judge coverage ---------------------------------------------------------------------
+
+#: Below this reranker score (a logit) no passage is taken to answer. ms-marco cross-encoder
+#: logits are above 0 for passages that answer and far below for unrelated ones.
+MIN_RERANK = -4.0
+#: Without a reranker: the dense similarity below which nothing is close enough.
+MIN_DENSE = 0.30
+
+
+def distinctive_missing(question: str, index: Index, embedder: Embedder, vocabulary: Vocabulary) -> list[str]:
+    """Words of the question that name something (a drug, a gene) no summary mentions.
+
+    A word counts when the corpus does not use it (nor its stem, nor as an acronym) and the
+    model's general vocabulary does not hold it as one piece, or it is an acronym. Common words
+    missing from a small corpus, and questions largely in another language, say nothing.
+    """
+    words = re.findall(r"[^\W\d_][\w-]{2,}", question)
+    known, unknown = 0, []
+    for word in words:
+        tokens = tokenize(word)
+        if not tokens:
+            continue
+        keywords = index.keywords
+        if (
+            vocabulary.knows(word)
+            or any(keywords.doc_freq(t) > 0 for t in tokens)
+            or keywords.knows_stem_of(word)
+        ):
+            known += 1
+        elif (word.isupper() and len(word) >= 3) or not embedder.is_common_word(word):
+            unknown.append(word)
+    # Many unknown words mean another language or wording, not a missing topic.
+    return unknown if 3 * len(unknown) <= known + len(unknown) else []
+
+
+def judge_coverage(
+    studies: list[StudyHit], missing: list[str], reranked: bool, mode: str
+) -> tuple[bool, str]:
+    """Whether any summary answers, and if not, why in plain words."""
+    if not studies:
+        return False, "No passage matched the question."
+    if missing:
+        return False, "No summary mentions " + _join(missing) + "."
+    if reranked:
+        best = max((p.rerank for s in studies for p in s.passages if p.rerank is not None), default=None)
+        if best is not None and best < MIN_RERANK:
+            return False, "No passage answers this closely; the nearest ones are about something else."
+        return True, ""
+    dense = max((p.dense or 0.0) for s in studies[:3] for p in s.passages)
+    if mode != "bm25" and dense < MIN_DENSE:
+        return False, "No passage answers this closely; the nearest ones are about something else."
+    return True, ""
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+# --- the whole search -------------------------------------------------------------------
+
+
+class Searcher:
+    """Answers questions from one loaded index, running the stages above in order."""
+
+    def __init__(
+        self,
+        index: Index,
+        embedder: Embedder,
+        settings: SearchSettings | None = None,
+        reranker: Reranker | None = None,
+        vocabulary: Vocabulary | None = None,
+    ) -> None:
         self.index = index
         self.embedder = embedder
+        self.settings = settings or SearchSettings()
+        if reranker is None and self.settings.rerank != "none":
+            reranker = get_reranker(self.settings.rerank, self.settings.rerank_tokens)
+        self.reranker = reranker if self.settings.rerank != "none" else None
+        self._vocabulary = vocabulary
+        self.retrievers: dict[str, Retriever] = {
+            "dense": DenseRetriever(index, embedder),
+            "bm25": KeywordRetriever(index),
+        }
 
-    def _dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-        n = min(n, self.index.vectors.ntotal)
-        if n == 0:
-            return []
-        scores, ids = self.index.vectors.search(vector.reshape(1, -1), n)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The index's words and acronyms (learned once, on first use)."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary.from_texts(
+                f"{c.citation.title}\n{c.text}" for c in self.index.chunks.values()
+            )
+        return self._vocabulary
 
-    def passages(self, question: str, filters: Filters = Filters(), mode: str = "hybrid") -> list[Passage]:
-        """All candidate passages for a question, best first, after filters."""
+    def understand(self, question: str) -> Understood:
+        """Stage 1: spell out acronyms and correct typos against the corpus."""
+        if not self.settings.understand:
+            return Understood(question, question)
+        return self.vocabulary.understand(question)
+
+    def passages(self, question: str, filters: Filters = Filters(), mode: str | None = None) -> list[Passage]:
+        """Stages 2-3: every candidate passage for a question, fused, best first, after filters."""
+        mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         # With filters on, look further down each list so enough allowed passages remain.
-        n = self.index.vectors.ntotal if filters.active else CANDIDATES
-        dense: list[tuple[int, float]] = []
-        keyword: list[tuple[int, float]] = []
-        if mode in ("hybrid", "dense"):
-            dense = self._dense(self.embedder.encode_query(question), n)
-        if mode in ("hybrid", "bm25"):
-            keyword = self.index.keywords.search(question, n)
+        n = self.index.vectors.ntotal if filters.active else self.settings.candidates
+        names = ("dense", "bm25") if mode == "hybrid" else (mode,)
         chunks = self.index.chunks
-        dense = [(i, s) for i, s in dense if filters.allows(chunks[i].citation)]
-        keyword = [(i, s) for i, s in keyword if filters.allows(chunks[i].citation)]
-        fused: dict[int, float] = {}
-        for ranked in (dense, keyword):
-            for rank, (cid, _) in enumerate(ranked):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-        dense_score, keyword_score = dict(dense), dict(keyword)
-        order = sorted(fused, key=fused.__getitem__, reverse=True)
-        return [Passage(chunks[c], fused[c], dense_score.get(c), keyword_score.get(c)) for c in order]
+        lists, scores = [], {}
+        for name in names:
+            found = [(i, s) for i, s in self.retrievers[name].retrieve(question, n) if i in chunks]
+            found = [(i, s) for i, s in found if filters.allows(chunks[i].citation)]
+            lists.append(found)
+            scores[name] = dict(found)
+        return [
+            Passage(chunks[c], s, scores.get("dense", {}).get(c), scores.get("bm25", {}).get(c))
+            for c, s in fuse(lists)
+        ]
 
     def search(
         self,
         question: str,
         k: int = 5,
         filters: Filters = Filters(),
-        mode: str = "hybrid",
+        mode: str | None = None,
         per_study: int = 2,
+        use_reranker: bool | None = None,
     ) -> Answer:
-        """Rank studies for a question; each study carries its best passage(s)."""
+        """Rank studies for a question; each study carries the passage(s) that answer it."""
+        mode = mode or self.settings.mode
         question, k = question.strip(), max(1, k)
+        settings = self.settings.describe()
         if not question:
-            return Answer(question, (), False, "empty question", filters, mode)
-        grouped: dict[str, list[Passage]] = {}
-        files: dict[str, list[str]] = {}
-        for passage in self.passages(question, filters, mode):
-            key = _study_key(passage.chunk)
-            grouped.setdefault(key, []).append(passage)
-            names = files.setdefault(key, [])
-            if passage.chunk.doc_id not in names:
-                names.append(passage.chunk.doc_id)
-        score = {key: found[0].score for key, found in grouped.items()}
-        if mode == "hybrid":
-            # A third ranked list, of whole summaries by BM25, fused the same way (RRF): it
-            # lifts studies about the topic above ones that mention it in one passage.
-            # Measured on the dev questions and NFCorpus dev (see bench/): nDCG@10 up.
-            doc_keys = {}
-            for key, names in files.items():
-                for name in names:
-                    doc_keys.setdefault(name, key)
-            seen: set[str] = set()
-            for doc_id, _ in self.index.study_keywords.search(question, CANDIDATES):
-                key = doc_keys.get(doc_id)
-                if key is not None and key not in seen:
-                    score[key] += 1.0 / (RRF_K + len(seen) + 1)
-                    seen.add(key)
-        order = sorted(score, key=score.__getitem__, reverse=True)
-        studies = []
-        for rank, key in enumerate(order[:k], start=1):
-            found = grouped[key]
-            best = found[0]
-            shown = [best]
-            for other in found[1:]:
-                # A second passage only when it adds: another section, from the same file,
-                # scoring close to the best one.
-                if len(shown) >= per_study:
-                    break
-                same_doc = other.chunk.doc_id == best.chunk.doc_id
-                adds = same_doc and other.chunk.section != best.chunk.section
-                if adds and other.score >= 0.85 * best.score:
-                    shown.append(other)
-            studies.append(
-                StudyHit(
-                    rank=rank,
-                    doc_id=best.chunk.doc_id,
-                    citation=best.chunk.citation,
-                    score=score[key],
-                    passages=tuple(shown),
-                    also=tuple(n for n in files[key] if n != best.chunk.doc_id),
-                )
+            return Answer(question, (), False, "The question is empty.", filters, mode, settings=settings)
+        understood = self.understand(question)
+        text = understood.searched
+        studies = group_by_study(self.passages(text, filters, mode), self.index, text, mode == "hybrid")
+        use_reranker = self.reranker is not None and use_reranker is not False
+        if use_reranker:
+            studies = rerank(text, studies, self.reranker, self.settings)
+        hits = [
+            StudyHit(
+                rank=rank,
+                doc_id=(shown := choose_passages(study, per_study))[0].chunk.doc_id,
+                citation=shown[0].chunk.citation,
+                score=study.score,
+                passages=tuple(shown),
+                also=tuple(n for n in study.files if n != shown[0].chunk.doc_id),
             )
-        covered, reason = self.judge_coverage(question, studies, mode)
-        return Answer(question, tuple(studies), covered, reason, filters, mode)
-
-    def judge_coverage(self, question: str, studies: list[StudyHit], mode: str) -> tuple[bool, str]:
-        """Decide from the evidence whether any summary answers the question."""
-        if not studies:
-            return False, "no passage matched the question"
-        top = studies[0].passages[0]
-        dense = max((p.dense or 0.0) for s in studies[:3] for p in s.passages)
-        missing = self.unknown_terms(question)
-        # A thing the question is about (a drug, a condition: typed in lower case or opening
-        # the question) that no summary names means no summary answers, unless the meaning
-        # matches very closely. A capitalised name (a city, a university) is weaker evidence:
-        # summaries often leave out where a study was run.
-        things = [w for w in missing if w.islower() or question.lstrip().startswith(w) or w.isupper()]
-        if things and dense < 0.70:
-            return False, "not in any summary: " + ", ".join(things)
-        if missing and (top.keyword is None or dense < 0.55):
-            return False, "not in any summary: " + ", ".join(missing)
-        if mode != "bm25" and dense < 0.30:
-            return False, f"nothing close enough (best similarity {dense:.2f})"
-        return True, ""
-
-    def unknown_terms(self, question: str) -> list[str]:
-        """Distinctive words of the question that occur in no summary at all.
-
-        A word counts as distinctive when the model's general vocabulary does not know it
-        as one piece (drug names, gene names) or it is an acronym. Common words missing
-        from a small corpus, and questions largely in another language, say nothing.
-        """
-        words = re.findall(r"[^\W\d_][\w-]{2,}", question)
-        known, unknown = 0, []
-        for word in words:
-            tokens = tokenize(word)
-            if not tokens:
-                continue
-            keywords = self.index.keywords
-            if any(keywords.doc_freq(t) > 0 for t in tokens) or keywords.knows_stem_of(word):
-                known += 1
-            elif (word.isupper() and len(word) >= 3) or not self.embedder.is_common_word(word):
-                unknown.append(word)
-        # Many unknown words mean another language or wording, not a missing topic.
-        return unknown if 3 * len(unknown) <= known + len(unknown) else []
+            for rank, study in enumerate(studies[:k], start=1)
+        ]
+        missing = distinctive_missing(text, self.index, self.embedder, self.vocabulary)
+        covered, reason = judge_coverage(hits, missing, use_reranker, mode)
+        return Answer(
+            question,
+            tuple(hits),
+            covered,
+            reason,
+            filters,
+            mode,
+            searched=text if understood.changed else "",
+            corrections=understood.corrections,
+            expansions=understood.expansions,
+            settings=settings,
+        )

@@ -15,7 +15,7 @@ from qa.errors import DocumentError
 from qa.highlight import Highlights, highlight_answer
 from qa.index import Index, Progress, UpdateReport, update_index
 from qa.render import source_html, text_html
-from qa.search import Answer, Filters, Searcher
+from qa.search import Answer, Filters, Searcher, SearchSettings
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Service:
     last_rebuild: str = ""
     problems: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    settings: SearchSettings = field(default_factory=SearchSettings)
 
     def ask(self, question: str, filters: Filters = Filters(), k: int = DEFAULT_K) -> Answer:
         """Search with the current index."""
@@ -64,7 +65,7 @@ class Service:
             loaded = load_folder(self.docs)
             self.problems = [str(p) for p in loaded.problems]
             index, report = update_index(self.index_dir, loaded, self.embedder, progress=progress)
-            self.searcher = Searcher(index, self.embedder)
+            self.searcher = Searcher(index, self.embedder, self.settings)
             self.last_report = report
             self.last_rebuild = time.strftime("%Y-%m-%d %H:%M:%S")
             return report
@@ -111,8 +112,14 @@ class Service:
         return "\n".join(lines)
 
 
-def make_service(docs: Path, index_dir: Path, model: str = "", progress: Progress | None = None) -> Service:
+def make_service(
+    docs: Path,
+    index_dir: Path,
+    model: str = "",
+    progress: Progress | None = None,
+    settings: SearchSettings | None = None,
+) -> Service:
     """Bring the index up to date with `docs` and return a ready `Service`."""
-    service = Service(docs, index_dir, get_embedder(model))
+    service = Service(docs, index_dir, get_embedder(model), settings=settings or SearchSettings())
     service.rebuild(progress)
     return service

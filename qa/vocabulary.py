@@ -1,0 +1,175 @@
+"""Words people type: acronyms learned from the corpus, and misspellings corrected against it.
+
+Nothing here is a hand-written list of topics. Acronyms come from the summaries themselves
+("low-dose naltrexone (LDN)" teaches LDN ↔ low-dose naltrexone); spelling is corrected against
+the words the summaries use, with symspellpy's English frequency list to tell everyday words
+from typos.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+_WORD = re.compile(r"[^\W\d_][\w'-]*")
+# "long form (SF)": the short form is 2-10 characters, starts with a letter or digit, has a
+# capital letter, and is not a plain number or a citation year.
+_PAREN = re.compile(r"\(([A-Za-z0-9][\w/&-]{1,9})s?\)")
+_MAX_WORDS_BEFORE = 10
+
+
+@dataclass(frozen=True)
+class Understood:
+    """A question as read: what is searched, and which words were expanded or corrected."""
+
+    question: str
+    searched: str
+    corrections: tuple[tuple[str, str], ...] = ()
+    expansions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """Whether the searched text differs from what was typed."""
+        return self.searched != self.question
+
+
+def _long_form(short: str, words: list[str]) -> str:
+    """The Schwartz & Hearst (2003) match of `short` in the words before its parenthesis.
+
+    Written out because it is a dozen lines and no small, kept library does only this (scispacy
+    has it, with a spaCy pipeline around it). Each character of the short form, from the end,
+    must be found in the candidate text in order, the first one at the start of a word.
+    """
+    text = " ".join(words)
+    s, t = len(short) - 1, len(text) - 1
+    while s >= 0:
+        ch = short[s].lower()
+        if not ch.isalnum():
+            s -= 1
+            continue
+        while t >= 0 and (text[t].lower() != ch or (s == 0 and t > 0 and text[t - 1].isalnum())):
+            t -= 1
+        if t < 0:
+            return ""
+        s, t = s - 1, t - 1
+    start = text.rfind(" ", 0, t + 1) + 1
+    long = text[start:].strip(" ,;:-")
+    # The long form must be longer than the short one and hold at least as many words as
+    # the short form's letters suggest, give or take (S&H keep min(|SF|+5, 2|SF|) words).
+    n_words = len(long.split())
+    if len(long) <= len(short) or n_words > min(len(short) + 5, 2 * len(short)):
+        return ""
+    return long
+
+
+def find_acronyms(texts: Iterable[str]) -> dict[str, str]:
+    """Short form → its most frequent long form, from "long form (SF)" in the texts."""
+    seen: dict[str, Counter] = {}
+    for text in texts:
+        for match in _PAREN.finditer(text):
+            short = match.group(1)
+            if sum(c.isupper() for c in short) < 2 or short.isdigit():
+                continue  # "(n=20)", "(2024)", "(a)": not acronyms
+            before = text[: match.start()].split()[-_MAX_WORDS_BEFORE:]
+            long = _long_form(short, before)
+            if long:
+                seen.setdefault(short, Counter())[long.lower()] += 1
+    return {short: forms.most_common(1)[0][0] for short, forms in seen.items()}
+
+
+@lru_cache(maxsize=1)
+def _english() -> dict[str, int]:
+    """symspellpy's English word frequencies (82,765 words), to tell everyday words from typos."""
+    from importlib import resources
+
+    path = resources.files("symspellpy") / "frequency_dictionary_en_82_765.txt"
+    counts = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        word, _, count = line.partition(" ")
+        counts[word] = int(count)
+    return counts
+
+
+class Vocabulary:
+    """The words and acronyms of an indexed collection; reads a question against them."""
+
+    def __init__(self, words: Counter, acronyms: dict[str, str]) -> None:
+        from symspellpy import SymSpell
+
+        self.words = words
+        self.acronyms = acronyms
+        self._lower_acronyms = {a.lower(): a for a in acronyms}
+        self._spell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+        for word, count in words.items():
+            if len(word) >= 3 and word.isalpha():
+                self._spell.create_dictionary_entry(word, count)
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> Vocabulary:
+        """Learn words and acronyms from the texts of a collection."""
+        texts = list(texts)
+        words = Counter(w.lower() for t in texts for w in _WORD.findall(t))
+        return cls(words, find_acronyms(texts))
+
+    def knows(self, word: str) -> bool:
+        """Whether the collection uses this word (any case), or knows it as an acronym."""
+        return word.lower() in self.words or word.lower() in self._lower_acronyms
+
+    def acronym(self, word: str) -> str:
+        """The acronym `word` stands for as the corpus writes it ('' if none).
+
+        Lower-case typing ("ldn") counts unless it is an everyday English word ("pots").
+        """
+        if word in self.acronyms:
+            return word
+        found = self._lower_acronyms.get(word.lower(), "")
+        if found and (word.isupper() or word.lower() not in _english()):
+            return found
+        return ""
+
+    def correct(self, word: str) -> str:
+        """The corpus word a typo most likely meant, or `word` itself."""
+        from symspellpy import Verbosity
+
+        lower = word.lower()
+        if len(word) < 3 or word.isupper() or self.knows(word) or not word.isalpha():
+            return word
+        english = _english().get(lower, 0)
+        distance = 1 if len(word) <= 4 else 2
+        found = self._spell.lookup(lower, Verbosity.CLOSEST, max_edit_distance=distance)
+        if not found:
+            return word
+        best = max(found, key=lambda s: (-s.distance, s.count))
+        # An everyday English word the summaries do not use ("say") is kept; it is corrected
+        # only when it holds the same letters as a word the summaries use often, two of them
+        # swapped ("brian" → "brain"), the commonest slip in typing.
+        if english and (sorted(best.term) != sorted(lower) or best.distance > 1 or best.count < 3):
+            return word
+        return best.term if word.islower() else best.term.capitalize() if word[0].isupper() else word
+
+    def understand(self, question: str) -> Understood:
+        """Correct typos and spell out acronyms; the result is what search uses."""
+        corrections, expansions = [], []
+        out, last = [], 0
+        for match in _WORD.finditer(question):
+            word = match.group(0)
+            out.append(question[last : match.start()])
+            last = match.end()
+            short = self.acronym(word)
+            joined = question[match.end() : match.end() + 1] in "/-" and match.end() < len(question)
+            joined = joined or (match.start() > 0 and question[match.start() - 1] in "/-")
+            if short and not joined:  # "ME/CFS" is how the summaries write it too
+                long = self.acronyms[short]
+                if long.lower() not in question.lower():
+                    expansions.append((short, long))
+                    out.append(f"{word} ({long})")
+                    continue
+            fixed = self.correct(word)
+            if fixed != word:
+                corrections.append((word, fixed))
+            out.append(fixed)
+        out.append(question[last:])
+        return Understood(question, "".join(out), tuple(corrections), tuple(expansions))
