@@ -63,6 +63,8 @@ class Question:
     relevant: dict[str, int] = field(default_factory=dict)
     kind: str = ""
     note: str = ""
+    #: ISO code of the question's language ("" = not given); metrics are also reported by it.
+    lang: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -108,6 +110,8 @@ class Report:
     time_ms: dict[str, float]
     mode: str = ""
     k: int = 10
+    #: Metrics per question language, for question sets that give one (`lang`).
+    by_lang: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def answerable(self) -> int:
@@ -143,7 +147,14 @@ def load_questions(path: Path) -> list[Question]:
         # Grade 0 means the same as not listed.
         relevant = {f: g for f, g in relevant.items() if g > 0}
         questions.append(
-            Question(qid, text, relevant, str(data.get("kind") or ""), str(data.get("note") or ""))
+            Question(
+                qid,
+                text,
+                relevant,
+                str(data.get("kind") or ""),
+                str(data.get("note") or ""),
+                str(data.get("lang") or ""),
+            )
         )
     return questions
 
@@ -287,6 +298,10 @@ def score(
     kinds: dict[str, list[QuestionResult]] = {}
     for row in rows:
         kinds.setdefault(row.question.kind, []).append(row)
+    langs: dict[str, list[QuestionResult]] = {}
+    for row in rows:
+        if row.question.lang:
+            langs.setdefault(row.question.lang, []).append(row)
     times = [r.ms for r in retrieved] or [0.0]
     return Report(
         metrics=_aggregate(rows),
@@ -299,6 +314,7 @@ def score(
         },
         mode=mode,
         k=k,
+        by_lang={lang: _aggregate(part) for lang, part in langs.items()},
     )
 
 
@@ -330,6 +346,10 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def _rounded(metrics: dict[str, float | None]) -> dict[str, float | None]:
+    return {m: _round(v) for m, v in metrics.items()}
+
+
 def report_to_dict(report: Report) -> dict:
     """A JSON-ready dict: the metrics as top-level keys, `by_kind`, time and per-question rows."""
     kinds: dict[str, int] = {}
@@ -347,10 +367,15 @@ def report_to_dict(report: Report) -> dict:
             kind: {"questions": kinds[kind], **{m: _round(v) for m, v in metrics.items()}}
             for kind, metrics in report.by_kind.items()
         },
+        "by_lang": {
+            lang: {"questions": sum(r.question.lang == lang for r in report.rows), **_rounded(metrics)}
+            for lang, metrics in report.by_lang.items()
+        },
         "per_question": [
             {
                 "id": r.question.id,
                 "kind": r.question.kind,
+                "lang": r.question.lang,
                 "question": r.question.question,
                 "covered": r.retrieved.covered,
                 "ms": round(r.retrieved.ms, 2),
@@ -367,7 +392,9 @@ def format_report(report: Report) -> str:
     counts: dict[str, int] = {}
     for row in report.rows:
         counts[row.question.kind] = counts.get(row.question.kind, 0) + 1
-    width = max([len("kind"), len("all"), *(len(k) for k in counts)])
+    width = max(
+        [len("kind"), len("all"), *(len(k) for k in counts), *(len(f"lang {g}") for g in report.by_lang)]
+    )
     header = f"{'kind':<{width}} {'n':>4}  " + "  ".join(f"{m:>{max(len(m), 6)}}" for m in METRICS)
 
     def line(name: str, n: int, metrics: dict[str, float | None]) -> str:
@@ -385,6 +412,10 @@ def format_report(report: Report) -> str:
         header,
         line("all", len(report.rows), report.metrics),
         *(line(kind, counts[kind], report.by_kind[kind]) for kind in sorted(counts)),
+        *(
+            line(f"lang {lang}", sum(r.question.lang == lang for r in report.rows), report.by_lang[lang])
+            for lang in sorted(report.by_lang)
+        ),
         "",
         f"time per question: mean {t['mean']:.1f} ms, p50 {t['p50']:.1f} ms, p95 {t['p95']:.1f} ms",
         "ndcg@10: gain 2^grade-1; ndcg@10_linear: gain = grade (trec_eval, as in BEIR tables). "
