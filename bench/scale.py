@@ -247,7 +247,7 @@ def run_size(docs: Path, index_dir: Path, fake: bool, questions: list[str], repe
     }
 
 
-def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int) -> list[str]:
+def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int, n_questions: int) -> list[str]:
     """Markdown for part A: one fresh process per size, so peak memory is that size's own."""
     rows = [
         "| summaries | passages | embedder | full build s | one changed s | no change s | "
@@ -258,7 +258,8 @@ def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int) -> list[s
         docs, started = work / f"docs-{size}", time.perf_counter()
         make_corpus(size, docs)
         print(f"[part A] {size} summaries made in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        cmd = [sys.executable, __file__, "--child", str(docs), str(work / f"index-{size}"), str(repeats)]
+        index_dir = work / f"index-{size}"
+        cmd = [sys.executable, __file__, "--child", str(docs), str(index_dir), str(repeats), str(n_questions)]
         if size >= fake_from:
             cmd.append("--fake-embedder")
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -432,14 +433,16 @@ def main() -> int:
     parser.add_argument(
         "--work", type=Path, default=None, help="folder for corpora and indexes (default: /tmp)"
     )
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--questions-a", type=int, default=60, help="part A: how many dev questions")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         docs, index_dir, repeats = Path(args.child[0]), Path(args.child[1]), int(args.child[2])
+        n_questions = int(args.child[3]) if len(args.child) > 3 else 60
         questions = [
             json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines() if line.strip()
-        ]
+        ][:n_questions]
         print(json.dumps(run_size(docs, index_dir, args.fake_embedder, questions, repeats)))
         return 0
 
@@ -458,12 +461,13 @@ def main() -> int:
         print(
             "Each size in a fresh process; updates go through qa.service.Service.rebuild (read the "
             "folder, update the index); queries are the 60 dev questions through Searcher.search, "
-            f"k=10, {args.repeats} passes. Rows with the hash embedder embed passages with a cheap "
+            f"k=10, {args.repeats} passes over the first {args.questions_a}. Rows with the hash embedder embed passages with a cheap "
             "fake (question vectors from the real model), so their build times exclude real embedding. "
             "Step cells: wall seconds (CPU seconds of the process); with other work on the 2 cores the "
             "CPU figures are the steadier ones.\n"
         )
-        print("\n".join(part_a(sizes, fake_from, work, args.repeats)) + "\n", flush=True)
+        rows = part_a(sizes, fake_from, work, args.repeats, args.questions_a)
+        print("\n".join(rows) + "\n", flush=True)
         print(f"Load average after part A: {load()}\n")
     if args.part in ("b", "both"):
         print("## Part B: vector search alone\n")
