@@ -25,9 +25,11 @@ import numpy as np
 from qa.errors import IndexStateError
 
 #: From this many vectors on, `choose_store` picks the approximate store. Measured with
-#: `bench/scale.py --part b` on the 2-core machine: exact search of one query costs about
-#: 10 ms per 100k vectors (384 dims), so here it passes 20 ms while IVF stays near 2 ms.
-APPROXIMATE_FROM = 200_000
+#: `bench/scale.py --part b` on the 2-core machine (shared, load average 12-14), one query:
+#: exact p50 19-66 ms at 100k vectors and 141 ms at 200k (it grows with n); IVF at 100k
+#: 27 ms, recall@10 0.990; at 200k 25 ms, 0.995; at 1M 22-37 ms, 0.995. With no other load,
+#: exact search of 100k vectors takes ~9 ms: about 100k is where it leaves a 30 ms search budget.
+APPROXIMATE_FROM = 100_000
 #: Recall@10 against exact search that the IVF store tunes `nprobe` for when it is trained.
 TARGET_RECALL = 0.99
 #: Query batches smaller than this run on one OpenMP thread. FAISS splits one exact query
