@@ -1,9 +1,9 @@
 """Where passage vectors live: one small interface, an exact FAISS store and an approximate one.
 
 `choose_store(n)` picks the kind by size: exact search is simplest and perfect, but its cost
-grows with every vector; past `APPROXIMATE_FROM` vectors an inverted-file (IVF) index answers
-in a few milliseconds at recall@10 >= 0.98 (measured by `bench/scale.py`, part B).
-Another engine (Qdrant, OpenSearch, ...) is one more class with the same six methods.
+grows with every vector; past `APPROXIMATE_FROM` vectors an inverted-file (IVF) index scans a
+few percent of them, at recall@10 >= 0.98 (measured by `bench/scale.py`, part B).
+Another engine (Qdrant, OpenSearch, ...) is one more `VectorStore` subclass, not a rewrite.
 
 Both stores keep inner-product scores of unit vectors (cosine similarity) and take int64 ids
 chosen by the caller. Files are plain `faiss.write_index` output, so `faiss.read_index` opens
