@@ -285,3 +285,25 @@ class MultilingualRetriever:
             return retriever
         retriever.store = store
         return retriever
+
+
+class MultilingualStage:
+    """The retriever as a search stage (`qa.search.Retriever`): the multilingual list."""
+
+    name = "multilingual"
+
+    def __init__(self, retriever: MultilingualRetriever) -> None:
+        self.retriever = retriever
+
+    def retrieve(self, text: str, n: int) -> list[tuple[int, float]]:
+        """The `n` best chunk ids for a question in any served language."""
+        return self.retriever.search(text, n)
+
+
+def open_stage(index_folder: Path, chunks: Mapping[int, object]) -> MultilingualStage:
+    """The stage for an index: vectors read from its folder, brought up to date and saved."""
+    retriever = MultilingualRetriever.load(index_folder)
+    added, removed = retriever.sync(chunks)
+    if added or removed:
+        retriever.save(index_folder)
+    return MultilingualStage(retriever)
