@@ -216,3 +216,15 @@ def test_the_multilingual_set_loads_with_its_languages():
         if row["lang"] != "en":
             twin = by_id[row["twin"]]
             assert twin.lang == "en" and twin.relevant == by_id[row["id"]].relevant
+
+
+def test_open_stage_embeds_once_then_reads_the_saved_vectors(small_chunks, tmp_path):
+    from qa.multilingual import open_stage
+
+    first = open_stage(tmp_path, small_chunks)
+    assert (tmp_path / "multilingual.faiss").exists()
+    again = open_stage(tmp_path, small_chunks)
+    assert again.retriever.ids == first.retriever.ids
+    assert again.name == "multilingual"
+    hits = again.retrieve("Ist eine Operation unter Vollnarkose riskant?", 2)
+    assert small_chunks[hits[0][0]].doc_id == FILES["surgery"]
