@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.chunking import split_sentences
 from qa.embedding import Embedder
 from qa.search import Answer
+from qa.sentences import SentenceVectors, sentences_of
 
 MIN_SIMILARITY = 0.25  # below this no sentence is marked: it would mislead
 NEAR_BEST = 0.04  # a second sentence this close to the best one is marked too
@@ -24,17 +24,25 @@ class Sentence:
     similarity: float
 
 
-def highlight_many(embedder: Embedder, question: str, passages: list[str]) -> list[list[Sentence]]:
-    """Split each passage into sentences and mark the best ones, with one model call."""
-    split = [split_sentences(p) or [p] for p in passages]
-    flat = [s for sentences in split for s in sentences]
-    if not flat:
+def highlight_many(
+    embedder: Embedder, question: str, passages: list[str], vectors: SentenceVectors | None = None
+) -> list[list[Sentence]]:
+    """Split each passage into sentences and mark the best ones.
+
+    Sentence vectors come from `vectors` (stored at index time) when given; the rest are
+    embedded in one model call.
+    """
+    split = [sentences_of(p) for p in passages]
+    if not any(split):
         return [[] for _ in passages]
-    sims = embedder.encode(flat) @ embedder.encode_query(question)
-    result, start = [], 0
-    for sentences in split:
-        part = sims[start : start + len(sentences)]
-        start += len(sentences)
+    vectors = vectors or SentenceVectors(embedder.name)
+    query = embedder.encode_query(question)
+    result = []
+    for sentences, found in zip(split, vectors.lookup(passages, embedder)):
+        if len(found) != len(sentences):  # stored by another sentence splitter: embed afresh
+            found = embedder.encode(sentences)
+        # float16 on disk; the products are exact enough for a 0.04 margin (cosine error < 1e-3)
+        part = np.asarray(found, dtype=np.float32) @ query
         best = float(np.max(part)) if len(part) else 0.0
         # The best sentence, and the runner-up only when it is nearly as close; one-sentence
         # passages are left unmarked (marking all of a passage says nothing).
@@ -51,12 +59,14 @@ def highlight_many(embedder: Embedder, question: str, passages: list[str]) -> li
 Highlights = dict[int, list[list[Sentence]]]
 
 
-def highlight_answer(embedder: Embedder, answer: Answer) -> Highlights:
+def highlight_answer(
+    embedder: Embedder, answer: Answer, vectors: SentenceVectors | None = None
+) -> Highlights:
     """Mark the best sentences of every passage in an answer (none when it is not covered)."""
     if not answer.covered:  # marking sentences would suggest they answer the question
         return {}
     texts = [p.chunk.text for s in answer.studies for p in s.passages]
-    marked = highlight_many(embedder, answer.question, texts) if texts else []
+    marked = highlight_many(embedder, answer.question, texts, vectors) if texts else []
     result, at = {}, 0
     for study in answer.studies:
         result[study.rank] = marked[at : at + len(study.passages)]

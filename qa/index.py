@@ -26,6 +26,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from qa import sentences
 from qa.chunking import CHUNKER_VERSION, Chunk, chunk_document, sections
 from qa.documents import SUFFIXES, Citation, Document, LoadResult, safe_text
 from qa.embedding import Embedder
@@ -34,7 +35,7 @@ from qa.keywords import KeywordIndex
 
 FORMAT = 1
 MANIFEST = "manifest.json"
-_GENERATION = re.compile(r"^(?:vectors|chunks|keywords|studies)-(\d+)")
+_GENERATION = re.compile(r"^(?:vectors|chunks|keywords|studies|sentences)-(\d+)")
 _TEMP = re.compile(r"^\.manifest-.*\.tmp$")
 #: Passages one summary may become; the longest thread page makes 76. A 10 MB file
 #: made 11,757 (five times the whole corpus) before this limit.
@@ -120,6 +121,8 @@ class Index:
         self.vectors = vectors
         self.keywords = keywords  # BM25 over passages
         self.study_keywords = study_keywords  # BM25 over whole summaries, ids are doc ids
+        self.sentences: sentences.SentenceVectors | None = None  # for highlighting (qa/sentences.py)
+        self.sentence_rows: tuple[np.ndarray, np.ndarray] | None = None  # to write with a save
 
     @property
     def model(self) -> str:
@@ -179,6 +182,7 @@ class Index:
         index = cls(folder, manifest, chunks, vectors, keywords, study_keywords)
         if study_keywords is None:  # written before whole-summary BM25 existed: cheap to derive
             index.study_keywords = build_study_keywords(index)
+        index.sentences = sentences.load(folder, gen, index)
         return index
 
     def check_model(self, embedder: Embedder) -> None:
@@ -215,6 +219,7 @@ class Index:
                 written.append(self.folder / f"{name}-{gen}")
                 shutil.rmtree(written[-1], ignore_errors=True)
                 keywords.save(written[-1])
+            sentences.write(self.folder, gen, self, _write_file, written)
             # ASCII JSON: file names that are not UTF-8 are stored escaped, never fail to encode.
             text = json.dumps(manifest, ensure_ascii=True, indent=1).encode()
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".manifest-", suffix=".tmp")
@@ -545,6 +550,7 @@ def _update(
         index.study_keywords = build_study_keywords(index)
         if report.rebuilt_reason:
             index.manifest["built_at"] = _now()
+        sentences.refresh(index, embedder)  # sentence vectors for highlighting, new passages only
         try:
             index.save()
         except IndexStateError:
@@ -553,6 +559,8 @@ def _update(
                 _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.reconstruct(cid)
             raise
         _PENDING.clear()
+    else:
+        sentences.backfill(index, embedder, _write_file)  # an index from before sentence vectors
     return index, report
 
 

@@ -38,7 +38,7 @@ class Service:
 
     def highlights(self, answer: Answer) -> Highlights:
         """Per study rank, the marked sentences of each shown passage."""
-        return highlight_answer(self.embedder, answer)
+        return highlight_answer(self.embedder, answer, self.searcher.index.sentences)
 
     def citations(self, doc_ids: list[str]) -> list[Citation]:
         """The citations of indexed studies, in the order given."""

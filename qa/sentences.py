@@ -1,0 +1,158 @@
+"""Sentence vectors for highlighting, embedded once at index time and stored beside the index.
+
+Marking the sentences that answer needs a vector per sentence of every shown passage; embedding
+them per question cost most of a request (issue 10). They are embedded when a passage is
+indexed and written with each generation as `sentences-N.npy` (float16, one row per sentence,
+memory-mapped so several server processes share one copy in the page cache) and
+`sentences-N.ids.npy` (chunk id and sentence count per passage), before the manifest switch.
+An update reuses the rows of unchanged passages (by text) and embeds only new ones. An index
+written before this existed gets its file on its next update; meanwhile, and for any text not
+stored, vectors are embedded on first use and kept in memory (`SentenceVectors.lookup`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from qa.chunking import split_sentences
+
+if TYPE_CHECKING:
+    from qa.embedding import Embedder
+    from qa.index import Index
+
+#: Passages whose sentence vectors are kept in memory when not stored (LRU).
+CACHE_PASSAGES = 4096
+
+
+def sentences_of(text: str) -> list[str]:
+    """The sentences highlighting works on (a passage with no boundary is one sentence)."""
+    return split_sentences(text) or [text]
+
+
+def _paths(folder: Path, generation: int) -> tuple[Path, Path]:
+    return folder / f"sentences-{generation}.npy", folder / f"sentences-{generation}.ids.npy"
+
+
+class SentenceVectors:
+    """Per passage text, the unit vectors of its sentences: stored ones, then a small cache."""
+
+    def __init__(self, model: str, stored: dict[str, np.ndarray] | None = None) -> None:
+        self.model = model
+        self.stored = stored or {}
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        """The sentence vectors of a passage, if stored or cached."""
+        found = self.stored.get(text)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._cache.get(text)
+            if found is not None:
+                self._cache.move_to_end(text)
+        return found
+
+    def lookup(self, texts: list[str], embedder: Embedder) -> list[np.ndarray]:
+        """Sentence vectors of each passage; passages not stored are embedded in one call and cached."""
+        found = [self.get(t) for t in texts]
+        missing = sorted({t for t, f in zip(texts, found) if f is None})
+        if missing:
+            split = [sentences_of(t) for t in missing]
+            flat = embedder.encode([s for sentences in split for s in sentences])
+            at = 0
+            with self._lock:
+                for text, sentences in zip(missing, split):
+                    self._cache[text] = flat[at : at + len(sentences)]
+                    at += len(sentences)
+                while len(self._cache) > CACHE_PASSAGES:
+                    self._cache.popitem(last=False)
+            found = [f if f is not None else self.get(t) for t, f in zip(texts, found)]
+        return found  # type: ignore[return-value]
+
+    def rows(self, index: Index, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for every passage of `index`, reusing what is known, embedding the rest."""
+        ordered = sorted(index.chunks)
+        texts = [index.chunks[cid].text for cid in ordered]
+        vectors = self.lookup(texts, embedder)
+        ids = np.asarray([(cid, len(v)) for cid, v in zip(ordered, vectors)], dtype=np.int64).reshape(-1, 2)
+        if not vectors:
+            return ids, np.zeros((0, embedder.dimension), dtype=np.float16)
+        return ids, np.concatenate(vectors).astype(np.float16)
+
+
+def load(folder: Path, generation: int, index: Index) -> SentenceVectors:
+    """The stored sentence vectors of one generation (memory-mapped); empty when there are none."""
+    vectors_path, ids_path = _paths(folder, generation)
+    stored: dict[str, np.ndarray] = {}
+    try:
+        ids = np.load(ids_path)
+        vectors = np.load(vectors_path, mmap_mode="r")
+    except (OSError, ValueError):  # none yet (an older index), or damaged: embed on first use
+        return SentenceVectors(index.model)
+    if len(ids) and int(ids[:, 1].sum()) != len(vectors):
+        return SentenceVectors(index.model)
+    at = 0
+    for cid, count in ids.tolist():
+        chunk = index.chunks.get(cid)
+        if chunk is not None:
+            stored[chunk.text] = vectors[at : at + count]
+        at += count
+    return SentenceVectors(index.model, stored)
+
+
+def refresh(index: Index, embedder: Embedder) -> None:
+    """Give every passage of `index` its sentence vectors (reusing unchanged ones), before a save."""
+    known = (
+        index.sentences if index.sentences is not None and index.sentences.model == embedder.name else None
+    )
+    known = known or SentenceVectors(embedder.name)
+    ids, vectors = known.rows(index, embedder)
+    index.sentences = _from_rows(index, embedder.name, ids, vectors)
+    index.sentence_rows = (ids, vectors)
+
+
+def _from_rows(index: Index, model: str, ids: np.ndarray, vectors: np.ndarray) -> SentenceVectors:
+    stored, at = {}, 0
+    for cid, count in ids.tolist():
+        stored[index.chunks[cid].text] = vectors[at : at + count]
+        at += count
+    return SentenceVectors(model, stored)
+
+
+def write(folder: Path, generation: int, index: Index, write_file, written: list[Path]) -> None:
+    """Write the sentence files of a generation with `write_file(path, bytes)`, noting each in `written`."""
+    rows = getattr(index, "sentence_rows", None)
+    if rows is None:
+        return
+    for path, array in zip(_paths(folder, generation), (rows[1], rows[0])):
+        written.append(path)  # before writing: a failed write is removed too
+        write_file(path, _npy_bytes(array))
+
+
+def backfill(index: Index, embedder: Embedder, write_file) -> None:
+    """Add the sentence file to a live generation written before they existed (no other change)."""
+    gen = index.manifest.get("generation")
+    if gen is None or index.sentences is None or index.sentences.stored or not index.chunks:
+        return
+    refresh(index, embedder)
+    vectors_path, ids_path = _paths(index.folder, gen)
+    # The ids file is what `load` reads first: write it last, each by an atomic rename.
+    for path, array in ((vectors_path, index.sentence_rows[1]), (ids_path, index.sentence_rows[0])):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        write_file(tmp, _npy_bytes(array))
+        os.replace(tmp, path)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
