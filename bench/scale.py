@@ -474,7 +474,7 @@ def main() -> int:
         thresholds = [int(s) for s in args.threshold_sizes.split(",") if s]
         print("\n".join(part_b(args.vectors, args.queries, thresholds, args.hnsw, work)) + "\n")
         print(f"Peak memory of this process: {peak_mib():.0f} MiB; load average at end {load()}\n")
-    print(f"Median of figures above are over single calls; spread is min-max. Work folder: {work}")
+    print(f"Latency cells: p50 / p95 of single calls (min-max). Work folder: {work}")
     return 0
 
 
