@@ -51,6 +51,8 @@ _FILE_MODE = 0o666 & ~_UMASK
 # Vectors embedded by an update whose save failed (a full disk), by (model, embedded text):
 # the retry from the same process (the server's watcher or Rebuild button) reuses them.
 _PENDING: dict[tuple[str, str], np.ndarray] = {}
+# The same for sentence vectors (qa/sentences.py), by model, then passage text.
+_PENDING_SENTENCES: dict[str, dict[str, np.ndarray]] = {}
 
 #: Called with (done, total, what) while an update runs.
 Progress = Callable[[int, int, str], None]
@@ -550,6 +552,12 @@ def _update(
         index.study_keywords = build_study_keywords(index)
         if report.rebuilt_reason:
             index.manifest["built_at"] = _now()
+        kept = _PENDING_SENTENCES.get(embedder.name, {})
+        if kept:  # sentence vectors a failed save embedded
+            if index.sentences is None or index.sentences.model != embedder.name:
+                index.sentences = sentences.SentenceVectors(embedder.name)
+            for text, vectors in kept.items():
+                index.sentences.stored.setdefault(text, vectors)
         sentences.refresh(index, embedder)  # sentence vectors for highlighting, new passages only
         try:
             index.save()
@@ -557,8 +565,11 @@ def _update(
             # Keep what was embedded, so the retry from this process does not embed it again.
             for cid, chunk in new_chunks:
                 _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.reconstruct(cid)
+            if index.sentences is not None:
+                _PENDING_SENTENCES[embedder.name] = dict(index.sentences.stored)
             raise
         _PENDING.clear()
+        _PENDING_SENTENCES.clear()
     else:
         sentences.backfill(index, embedder, _write_file)  # an index from before sentence vectors
     return index, report
