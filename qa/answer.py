@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-from qa.highlight import Highlights
-from qa.search import Answer
+if TYPE_CHECKING:  # annotations only: `qa ask` answered by a server must not import the search stack
+    from qa.highlight import Highlights
+    from qa.search import Answer
 
 NOT_COVERED = "No summary seems to answer this question."
 CLOSEST = "Closest passages, which may not answer it:"

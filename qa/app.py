@@ -557,6 +557,18 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
 
 #: Options for `launch`: the stylesheet, and no uploads (the app takes none; Gradio would take any).
 LAUNCH_OPTIONS: dict[str, Any] = {"css": CSS, "max_file_size": 0}
+#: Questions answered at once. Gradio's default is one at a time, which capped the server at
+#: 5.4 requests/s on 2 cores (issue 10); the search releases the GIL in numpy, FAISS and
+#: onnxruntime, so a few at once overlap, while many more only share the same two cores.
+CONCURRENCY = 4
+#: Questions that may wait beyond those; past this a client is told the server is busy at once
+#: rather than waiting minutes.
+QUEUE_SIZE = 256
+
+
+def queued(demo: gr.Blocks, concurrency: int = CONCURRENCY) -> gr.Blocks:
+    """`demo` with its queue set: `concurrency` events at once, at most QUEUE_SIZE waiting."""
+    return demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
 
 
 def serve(
@@ -566,20 +578,28 @@ def serve(
     mcp: bool = False,
     watch: bool = False,
     operator: bool = False,
+    concurrency: int = CONCURRENCY,
 ) -> None:
     """Serve the app until interrupted (loopback by default, never a share link).
 
     With `mcp`, the `/ask` endpoint is also an MCP tool for AI assistants (needs gradio[mcp]);
     with `watch`, the index follows changes to the summaries folder; with `operator`, the page
-    offers Rebuild (and `/rebuild` answers), which visitors otherwise cannot reach.
+    offers Rebuild (and `/rebuild` answers), which visitors otherwise cannot reach. Once it
+    listens, the server says so in its index folder, so `qa ask` can ask it (qa/remote.py).
     """
+    from qa import remote
+
     if watch:
         service.watch(threading.Event())
-    build_app(service, operator=operator).launch(
+    demo = queued(build_app(service, operator=operator), concurrency)
+    demo.launch(
         server_name=host,
         server_port=port,
         share=False,
         theme=gr.themes.Default(),
         mcp_server=mcp,
+        prevent_thread_lock=True,
         **LAUNCH_OPTIONS,
     )
+    remote.announce(service.index_dir, host, demo.server_port or port, service.settings.rerank)
+    demo.block_thread()

@@ -11,7 +11,11 @@ from pathlib import Path
 
 from qa import __version__, config
 from qa.errors import QAError
-from qa.search import MODES
+
+# The same as qa.search.MODES (a test checks): importing the search stack here would make
+# `qa --help` and a `qa ask` answered by a running server wait a second or more for bm25s.
+MODES = ("hybrid", "dense", "bm25")
+RERANK = ("cross-encoder", "none")  # qa.rerank.RERANKERS
 
 DOCS_HELP = (
     f"folder of Markdown summaries (default: the folder the index was built from, else "
@@ -98,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p)
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="search the index in this process even when a `qa serve` of it is running "
+        "(by default a running server answers: much faster)",
+    )
 
     p = sub.add_parser(
         "serve",
@@ -116,6 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     _switch(p)
     p.add_argument(
         "--allow-rebuild", action="store_true", help="show the Rebuild button to every visitor (operator use)"
+    )
+    p.add_argument(
+        "--rerank",
+        choices=RERANK,
+        default="cross-encoder",
+        help="rerank the leading studies with the bundled cross-encoder (default), or not (faster)",
+    )
+    p.add_argument(
+        "--no-update",
+        action="store_true",
+        help="serve the index as it is, without reading the summaries (one of several servers "
+        "behind a proxy while `qa index` writes; new generations are picked up all the same)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=4,
+        help="questions answered at once; more wait in the queue (default: %(default)s)",
     )
 
     p = sub.add_parser(
@@ -231,11 +259,38 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ask_server(args: argparse.Namespace) -> bool:
+    """Answer through a running `qa serve` of this index; False when none can (then search here)."""
+    if args.local or args.docs is not None or args.mode != "hybrid" or args.model != config.DEFAULT_MODEL:
+        return False  # an update, another mode or model: only this process can do that
+    from qa import remote
+
+    try:
+        data, url = remote.ask_any(args.index, args.question, args.tag, args.date_from, args.date_to, args.k)
+    except ValueError as exc:  # the server refused the question (a bad date, say)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if data is None:
+        return False
+    print(f"note: answered by the server at {url}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        from qa.answer import answer_to_text
+
+        print(answer_to_text(remote.as_answer(data)))
+    return True
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    """`qa ask`."""
+    """`qa ask`: a running server answers when there is one, else this process (without torch)."""
+    if args.k > 20 and not args.local:
+        args.local = True  # the server's API stops at 20 studies
+    if _ask_server(args):
+        return 0
     from qa.answer import answer_to_dict, answer_to_text
-    from qa.embedding import get_embedder
     from qa.index import open_index
+    from qa.light import query_embedder
     from qa.search import Searcher, parse_filters
 
     try:
@@ -247,14 +302,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         docs = resolve_docs_arg(args)
         index, _, embedder = refresh_index(docs, args.index, args.model, quiet=True, switch=args.switch_docs)
     else:
-        embedder = get_embedder(args.model)
+        embedder = query_embedder(args.model)  # numpy for the bundled model: no torch to import
         index = open_index(args.index, embedder)
     searcher = Searcher(index, embedder)
     answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
     if args.json:
         from qa.highlight import highlight_answer
 
-        data = answer_to_dict(answer, highlight_answer(embedder, answer))
+        data = answer_to_dict(answer, highlight_answer(embedder, answer, index.sentences))
         print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         print(answer_to_text(answer))
@@ -264,19 +319,34 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`qa serve`."""
     from qa.app import serve
+    from qa.search import SearchSettings
     from qa.service import make_service
 
     docs = resolve_docs_arg(args)
     if args.switch_docs:  # the service's own update keeps to the recorded folder: switch first
         refresh_index(docs, args.index, args.model, switch=True)
-    service = make_service(docs, args.index, args.model, progress=_tqdm_progress())
+    service = make_service(
+        docs,
+        args.index,
+        args.model,
+        progress=_tqdm_progress(),
+        settings=SearchSettings(rerank=args.rerank),
+        update=not args.no_update,
+    )
     for problem in service.problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
     index = service.searcher.index
-    print(f"index: {len(index.documents)} summaries; {service.last_report.summary()}")
-    print(f"serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)")
+    done = service.last_report.summary() if service.last_report else "served as it is (--no-update)"
+    print(f"index: {len(index.documents)} summaries; {done}")
+    print(f"serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
     serve(
-        service, host=args.host, port=args.port, mcp=args.mcp, watch=args.watch, operator=args.allow_rebuild
+        service,
+        host=args.host,
+        port=args.port,
+        mcp=args.mcp,
+        watch=args.watch,
+        operator=args.allow_rebuild,
+        concurrency=args.concurrency,
     )
     return 0
 

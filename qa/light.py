@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embedding import BUNDLED_NAME, Embedder, bundled_model_path
+from qa.embedding import BUNDLED_NAME, Embedder, OnnxEmbedder, bundled_model_path
 
 
 class LightEmbedder:
@@ -70,18 +70,10 @@ class LightEmbedder:
         """Number of word pieces the model sees for `text` (with special tokens)."""
         return len(self._ids([text], truncate=False)[0])
 
-    def is_common_word(self, word: str) -> bool:
-        """Whether the vocabulary holds `word` as a single piece (an everyday word)."""
-        with self._lock:
-            return len(self.tokenizer.encode(word.lower(), add_special_tokens=False).ids) == 1
-
-    def encode_query(self, text: str) -> np.ndarray:
-        """One question's unit vector; recent questions are remembered (search, then highlight)."""
-        return self._query_cache(text)
-
-    def forget_queries(self) -> None:
-        """Empty the question cache."""
-        self._query_cache.cache_clear()
+    # The same tokenizer and cache attributes as the ONNX embedder, so the same methods.
+    is_common_word = OnnxEmbedder.is_common_word
+    encode_query = OnnxEmbedder.encode_query
+    forget_queries = OnnxEmbedder.forget_queries
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Encode texts to an (n, dimension) float32 array of unit vectors."""

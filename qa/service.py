@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,9 +12,10 @@ from qa.chunking import sections
 from qa.config import DEFAULT_K
 from qa.documents import SUFFIXES, Citation, Document, load_document, load_folder
 from qa.embedding import Embedder, get_embedder
-from qa.errors import DocumentError
+from qa.errors import DocumentError, QAError
 from qa.highlight import Highlights, highlight_answer
-from qa.index import Index, Progress, UpdateReport, update_index
+from qa.index import MANIFEST, Index, Progress, UpdateReport, update_index
+from qa.light import query_embedder
 from qa.render import source_html, text_html
 from qa.search import Answer, Filters, Searcher, SearchSettings
 
@@ -31,10 +33,73 @@ class Service:
     problems: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     settings: SearchSettings = field(default_factory=SearchSettings)
+    #: Pick up generations another process (`qa index`, another server's watcher) writes.
+    follow: bool = True
+    _seen: tuple = ()  # the manifest's (inode, mtime, size) when the searcher was loaded
+    _reloading: threading.Lock = field(default_factory=threading.Lock)
 
     def ask(self, question: str, filters: Filters = Filters(), k: int = DEFAULT_K) -> Answer:
-        """Search with the current index."""
+        """Search with the current index (reloaded in the background when another process updates it)."""
+        self.check_for_update()
         return self.searcher.search(question, k=k, filters=filters)
+
+    def make_searcher(self, index: Index) -> Searcher:
+        """A searcher over `index` with this service's settings, warmed so its first question is fast."""
+        searcher = Searcher(index, self.embedder, self.settings)
+        searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
+        return searcher
+
+    def _manifest_key(self) -> tuple:
+        try:
+            st = os.stat(self.index_dir / MANIFEST)
+        except OSError:
+            return ()
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def check_for_update(self) -> None:
+        """If the manifest changed on disk, load the new generation in the background.
+
+        One `stat` per question (microseconds); the current searcher answers until the new
+        one is ready, then is swapped whole, so no request waits or fails during an update.
+        """
+        if not self.follow or self.searcher is None:
+            return
+        key = self._manifest_key()
+        if not key or key == self._seen or not self._reloading.acquire(blocking=False):
+            return
+        threading.Thread(target=self._reload, args=(key,), name="qa-reload", daemon=True).start()
+
+    def _reload(self, key: tuple) -> None:
+        try:
+            for attempt in range(5):
+                try:
+                    index = Index.load(self.index_dir)
+                    break
+                except QAError:  # the writer removed a generation between manifest and files
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.2)
+                    key = self._manifest_key()
+            index.check_model(self.embedder)
+            if index.manifest.get("generation") != self.searcher.index.manifest.get("generation"):
+                self.searcher = self.make_searcher(index)
+                print(f"loaded index generation {index.manifest.get('generation')}", flush=True)
+            self._seen = key
+        except QAError as exc:  # keep answering from the loaded generation
+            self.problems.append(f"reloading {self.index_dir}: {exc}")
+            print(
+                f"warning: could not load the updated index ({exc}); still serving the last one", flush=True
+            )
+            self._seen = key
+        finally:
+            self._reloading.release()
+
+    def open(self) -> None:
+        """Load the index as it is on disk, without reading the summaries (a reader process)."""
+        key = self._manifest_key()
+        index = Index.load(self.index_dir)
+        index.check_model(self.embedder)
+        self.searcher, self._seen = self.make_searcher(index), key
 
     def highlights(self, answer: Answer) -> Highlights:
         """Per study rank, the marked sentences of each shown passage."""
@@ -65,7 +130,8 @@ class Service:
             loaded = load_folder(self.docs)
             self.problems = [str(p) for p in loaded.problems]
             index, report = update_index(self.index_dir, loaded, self.embedder, progress=progress)
-            self.searcher = Searcher(index, self.embedder, self.settings)
+            self._seen = self._manifest_key()  # this process wrote it: no reload needed
+            self.searcher = self.make_searcher(index)
             self.last_report = report
             self.last_rebuild = time.strftime("%Y-%m-%d %H:%M:%S")
             return report
@@ -118,8 +184,18 @@ def make_service(
     model: str = "",
     progress: Progress | None = None,
     settings: SearchSettings | None = None,
+    update: bool = True,
 ) -> Service:
-    """Bring the index up to date with `docs` and return a ready `Service`."""
-    service = Service(docs, index_dir, get_embedder(model), settings=settings or SearchSettings())
-    service.rebuild(progress)
+    """Bring the index up to date with `docs` (unless `update` is False) and return a ready `Service`.
+
+    An existing index is served with the numpy query model (`qa/light.py`: no torch, a fast
+    start); building one from nothing uses sentence-transformers, faster for thousands of passages.
+    """
+    exists = (index_dir / MANIFEST).exists()
+    embedder = query_embedder(model) if exists else get_embedder(model)
+    service = Service(docs, index_dir, embedder, settings=settings or SearchSettings())
+    if update:
+        service.rebuild(progress)
+    else:
+        service.open()
     return service

@@ -1,0 +1,119 @@
+"""Where `qa serve` listens, and asking it: a running server answers `qa ask` in milliseconds.
+
+Each server writes `.serving-<pid>.json` into its index folder once it listens (removed when it
+stops). `qa ask` reads those files, skips servers whose process is gone, and calls the first one
+that answers through Gradio's HTTP API (`/gradio_api/call/ask`). Only the standard library is
+imported here (urllib, json): importing an HTTP client, torch or the search stack would cost
+more than the question.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+PREFIX = ".serving-"
+#: Seconds `qa ask` waits for a server to take the question before searching itself.
+CONNECT_TIMEOUT = 3.0
+#: Seconds to wait for an answer (reranking on a busy machine can take several).
+ANSWER_TIMEOUT = 30.0
+
+
+def announce(index_dir: Path, host: str, port: int, rerank: str) -> Path:
+    """Write this process's server file into `index_dir`; it is removed at exit."""
+    address = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    path = index_dir / f"{PREFIX}{os.getpid()}.json"
+    info = {"pid": os.getpid(), "url": f"http://{address}:{port}/", "rerank": rerank}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path)
+    atexit.register(lambda: path.unlink(missing_ok=True))
+    if threading.current_thread() is threading.main_thread():
+        # A stop by SIGTERM (systemd, docker stop, a test) runs the atexit cleanup too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    return path
+
+
+def servers(index_dir: Path) -> list[dict]:
+    """The servers that say they answer from `index_dir` and whose process is alive."""
+    found = []
+    try:
+        paths = sorted(index_dir.glob(f"{PREFIX}*.json"))
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            info = json.loads(path.read_text())
+            os.kill(int(info["pid"]), 0)  # signal 0: is it alive?
+        except ProcessLookupError:
+            continue  # killed without cleaning up
+        except PermissionError:
+            pass  # alive, another user's
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found.append(info)
+    return found
+
+
+def ask(
+    url: str,
+    question: str,
+    tags: list[str],
+    date_from: str,
+    date_to: str,
+    k: int,
+    connect_timeout: float = ANSWER_TIMEOUT,
+) -> dict:
+    """Ask the server at `url`; the `/ask` API's JSON. Raises OSError when it cannot answer."""
+    body = json.dumps({"data": [question, tags, date_from, date_to, k, ""]}).encode()
+    request = urllib.request.Request(url + "gradio_api/call/ask", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=connect_timeout) as response:
+        event = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/ask/{event}", timeout=ANSWER_TIMEOUT) as response:
+        kind = ""
+        for raw in response:  # server-sent events: "event: complete" then "data: [answer]"
+            line = raw.decode("utf-8").strip()
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("complete", "error"):
+                data = json.loads(line.split(":", 1)[1])
+                if kind == "error":
+                    raise ValueError(data if isinstance(data, str) else "the server could not answer")
+                return data[0]
+    raise OSError("the server closed the answer stream early")
+
+
+def ask_any(index_dir: Path, question: str, tags: list[str], date_from: str, date_to: str, k: int):
+    """(answer dict, url) from the first live server of `index_dir`, or (None, "") when none answers."""
+    for info in servers(index_dir):
+        try:
+            return ask(info["url"], question, tags, date_from, date_to, k, CONNECT_TIMEOUT), info["url"]
+        except (OSError, urllib.error.URLError, TimeoutError, json.JSONDecodeError, KeyError):
+            continue
+    return None, ""
+
+
+def as_answer(data: dict) -> SimpleNamespace:
+    """The API's JSON in the shape `qa.answer.answer_to_text` reads (studies, citations, passages)."""
+
+    def study(s: dict) -> SimpleNamespace:
+        citation = SimpleNamespace(**s["citation"])
+        passages = [
+            SimpleNamespace(chunk=SimpleNamespace(section=p["section"], text=p["text"]))
+            for p in s["passages"]
+        ]
+        return SimpleNamespace(rank=s["rank"], citation=citation, passages=passages)
+
+    return SimpleNamespace(
+        studies=[study(s) for s in data.get("studies", [])],
+        covered=data.get("covered", False),
+        reason=data.get("reason", ""),
+    )
