@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DOCS ?= seeds
 INDEX ?= index
 
-.PHONY: setup run index test lint format bench bench-scale browser clean
+.PHONY: setup run index test lint format bench bench-scale bench-throughput browser clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +55,11 @@ bench: setup
 # make bench-scale SCALE_ARGS="--sizes 3000,30000,100000 --fake-from 30000"
 bench-scale: setup
 	nice -n 10 $(PY) bench/scale.py $(SCALE_ARGS)
+
+# /ask under 1 and 32 clients with and without reranking, and cold start of qa ask/serve;
+# copies a built corpus index (BENCH_INDEX, default /work/idx-corpus) to a temp folder.
+bench-throughput: setup
+	$(PY) bench/throughput.py $(if $(BENCH_INDEX),--index-from $(BENCH_INDEX)) $(THROUGHPUT_ARGS)
 
 clean:
 	rm -rf $(VENV) $(INDEX) *.egg-info
