@@ -172,6 +172,8 @@ def main() -> None:
     print("| reranker | clients | requests | failed | p50 ms | p95 ms | requests/s | serve ready s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     server = None
+    question = "Has any antiviral helped ME/CFS patients?"
+    cold = [("qa --help", [QA, "--help"])]
     try:
         for rerank in args.rerank.split(","):
             server, ready = start_server(index, args.port, rerank, args.concurrency)
@@ -186,22 +188,22 @@ def main() -> None:
                 )
                 if r["failed"]:
                     print(f"\n(first failure: {r['first_failure']})\n")
-            if rerank != args.rerank.split(",")[-1]:
-                server.terminate()
-                server.wait(timeout=30)
-                server = None
+            ask = [QA, "ask", question, "--index", str(index)]
+            cold.append((f"qa ask (a `qa serve --rerank {rerank}` running)", ask, timed(ask, args.cold_runs)))
+            server.terminate()
+            server.wait(timeout=30)
+            server = None
 
         print(f"\n### Cold start ({args.cold_runs} runs each: median, min-max seconds)\n")
         print("| command | median s | min s | max s |")
         print("|---|---:|---:|---:|")
-        question = "Has any antiviral helped ME/CFS patients?"
-        rows = [
-            ("qa --help", [QA, "--help"]),
-            (f"qa ask (server running, --rerank {rerank})", [QA, "ask", question, "--index", str(index)]),
-            ("qa ask --local (no server; reranked)", [QA, "ask", question, "--index", str(index), "--local"]),
+        local = [QA, "ask", question, "--index", str(index)]  # no server runs now
+        cold += [
+            ("qa ask, no server (numpy query model, reranked)", local),
+            ("qa ask, no server, full sentence-transformers (QA_LIGHT=0)", ["env", "QA_LIGHT=0", *local]),
         ]
-        for label, command in rows:
-            median, low, high = timed(command, args.cold_runs)
+        for label, command, *measured in cold:
+            median, low, high = measured[0] if measured else timed(command, args.cold_runs)
             print(f"| {label} | {median:.2f} | {low:.2f} | {high:.2f} |", flush=True)
     finally:
         if server is not None:
