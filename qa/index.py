@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from qa import sentences
@@ -32,6 +31,7 @@ from qa.documents import SUFFIXES, Citation, Document, LoadResult, safe_text
 from qa.embedding import Embedder
 from qa.errors import IndexStateError
 from qa.keywords import KeywordIndex
+from qa.vectorstore import ExactStore, VectorStore, choose_store, load_store, refit
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -113,7 +113,7 @@ class Index:
         folder: Path,
         manifest: dict,
         chunks: dict[int, Chunk],
-        vectors: faiss.Index,
+        vectors: VectorStore,
         keywords: KeywordIndex,
         study_keywords: KeywordIndex,
     ) -> None:
@@ -155,7 +155,7 @@ class Index:
             "updated_at": _now(),
             "documents": {},
         }
-        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dimension))
+        vectors: VectorStore = ExactStore(embedder.dimension)
         return cls(folder, manifest, {}, vectors, KeywordIndex.build([], []), KeywordIndex.build([], []))
 
     @classmethod
@@ -169,13 +169,13 @@ class Index:
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
             gen = manifest["generation"]
-            vectors = faiss.read_index(str(folder / f"vectors-{gen}.faiss"))
+            vectors = load_store(folder / f"vectors-{gen}.faiss", manifest.get("vector_store"))
             with open(folder / f"chunks-{gen}.jsonl", encoding="utf-8") as fh:
                 chunks = dict(_chunk_from_json(line) for line in fh if line.strip())
             keywords = KeywordIndex.load(folder / f"keywords-{gen}")
             studies_dir = folder / f"studies-{gen}"
             study_keywords = KeywordIndex.load(studies_dir) if studies_dir.exists() else None
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexStateError) as exc:
             raise IndexStateError(
                 f"the index in {folder} is damaged ({type(exc).__name__}: {exc}); {rebuild}"
             ) from None
@@ -209,8 +209,14 @@ class Index:
         # Never reuse a generation that may be on disk (a rebuild starts from 0).
         on_disk = [int(m.group(1)) for p in self.folder.iterdir() if (m := _GENERATION.match(p.name))]
         gen = max([self.manifest.get("generation", 0), live or 0, *on_disk]) + 1
-        manifest = {**self.manifest, "generation": gen, "previous_generation": live, "updated_at": _now()}
-        vectors = faiss.serialize_index(self.vectors).tobytes()  # written by Python: OSError, errno
+        manifest = {
+            **self.manifest,
+            "generation": gen,
+            "previous_generation": live,
+            "updated_at": _now(),
+            "vector_store": self.vectors.describe(),
+        }
+        vectors = self.vectors.to_bytes()  # written by Python: OSError, errno
         chunks = "".join(_chunk_to_json(cid, chunk) + "\n" for cid, chunk in self.chunks.items())
         written: list[Path] = []
         try:
@@ -516,7 +522,7 @@ def _update(
 
     for doc_id in report.removed + report.changed:
         ids = known.pop(doc_id)["chunks"]
-        index.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
+        index.vectors.remove(ids)
         for cid in ids:
             index.chunks.pop(cid, None)
 
@@ -537,6 +543,9 @@ def _update(
             new_chunks.extend(zip(ids, chunks))
             report.kept_broken.append(doc_id)
     index.manifest["next_id"] = next_id
+    if not index.vectors.ntotal and not index.chunks:
+        # A full build: the kind of store its size calls for (exact, or approximate past 100k).
+        index.vectors = choose_store(len(new_chunks), embedder.dimension)
     _embed(index, new_chunks, embedder, progress)
     report.embedded_chunks = len(new_chunks)
 
@@ -559,12 +568,13 @@ def _update(
             for text, vectors in kept.items():
                 index.sentences.stored.setdefault(text, vectors)
         sentences.refresh(index, embedder)  # sentence vectors for highlighting, new passages only
+        index.vectors = refit(index.vectors)  # exact <-> approximate when the size crossed over
         try:
             index.save()
         except IndexStateError:
             # Keep what was embedded, so the retry from this process does not embed it again.
             for cid, chunk in new_chunks:
-                _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.reconstruct(cid)
+                _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.get([cid])[0]
             if index.sentences is not None:
                 _PENDING_SENTENCES[embedder.name] = dict(index.sentences.stored)
             raise
@@ -593,7 +603,7 @@ def _embed(
         for i, key in enumerate(keys):
             if key in _PENDING:
                 vectors[i] = _PENDING[key]
-        index.vectors.add_with_ids(vectors, np.asarray([i for i, _ in part], dtype=np.int64))
+        index.vectors.add([i for i, _ in part], vectors)
         index.chunks.update(part)
         if progress:
             progress(min(start + batch, total), total, "embedding passages")
