@@ -1,6 +1,7 @@
 """Benchmark: build and update times, warm query latency per mode, and retrieval quality.
 
 Usage: python bench/run.py [--corpus DIR] [--questions FILE] [--nfcorpus DIR] [--skip-nfcorpus]
+                           [--compare-models]
 
 Prints one Markdown report; the README quotes its latest output.
 """
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from qa.documents import load_folder  # noqa: E402
 from qa.embedding import get_embedder  # noqa: E402
 from qa.index import update_index  # noqa: E402
-from qa.search import MODES, Searcher  # noqa: E402
+from qa.search import Searcher, SearchSettings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -70,22 +71,48 @@ def bench_index(corpus: Path, embedder) -> tuple[list[str], Searcher]:
     return rows, Searcher(index, embedder)
 
 
-def bench_latency(searcher: Searcher, questions: list[str], repeats: int = 3) -> list[str]:
-    """Warm latency of `Searcher.search` per mode, over the question set."""
-    rows = ["| mode | p50 ms | p95 ms | mean ms | queries |", "|---|---:|---:|---:|---:|"]
-    for mode in MODES:
+def bench_latency(index, embedder, questions: list[str], repeats: int = 3) -> list[str]:
+    """Warm latency of the whole `Searcher.search` call per configuration, over the question set."""
+    from quality import CONFIGS  # bench/ is on sys.path when run as a script
+
+    rows = ["| configuration | p50 ms | p95 ms | mean ms | queries |", "|---|---:|---:|---:|---:|"]
+    for name, settings in CONFIGS:
+        searcher = Searcher(index, embedder, settings)
         for q in questions[:5]:  # warm-up
-            searcher.search(q, k=10, mode=mode)
+            searcher.search(q, k=10)
         times = []
         for _ in range(repeats):
             for q in questions:
                 searcher.embedder.forget_queries()  # time the model too, not the question cache
-                _, seconds = timed(searcher.search, q, k=10, mode=mode)
+                _, seconds = timed(searcher.search, q, k=10)
                 times.append(seconds * 1000)
         rows.append(
-            f"| {mode} | {percentile(times, 50):.1f} | {percentile(times, 95):.1f} | "
+            f"| {name} | {percentile(times, 50):.1f} | {percentile(times, 95):.1f} | "
             f"{statistics.mean(times):.1f} | {len(times)} |"
         )
+    return rows
+
+
+def bench_first_stage(corpus: Path, questions_path: Path) -> list[str]:
+    """Build time and study recall of each embedding model as the first stage under the reranker."""
+    from qa.evaluation import evaluate, load_questions
+
+    questions = load_questions(questions_path)
+    rows = [
+        "| first stage | full build s | hybrid hit@5 | hybrid + rerank hit@5 | + rerank top1 | + rerank ndcg@10 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for model in ("", "bge-small-en-v1.5"):
+        embedder = get_embedder(model)
+        folder = Path(tempfile.mkdtemp(prefix="qa-bench-model-"))
+        (index, _), built = timed(update_index, folder, load_folder(corpus), embedder)
+        plain = evaluate(Searcher(index, embedder, SearchSettings(rerank="none")), questions, k=10).metrics
+        ranked = evaluate(Searcher(index, embedder), questions, k=10).metrics
+        rows.append(
+            f"| {embedder.name} | {built:.1f} | {plain['hit@5']:.3f} | {ranked['hit@5']:.3f} | "
+            f"{ranked['top1']:.3f} | {ranked['ndcg@10']:.3f} |"
+        )
+        shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 
@@ -95,6 +122,11 @@ def main() -> int:
     parser.add_argument("--questions", type=Path, default=SHARED / "eval" / "questions-dev.jsonl")
     parser.add_argument("--nfcorpus", type=Path, default=SHARED / "benchmarks" / "nfcorpus")
     parser.add_argument("--skip-nfcorpus", action="store_true", help="skip the public benchmark (minutes)")
+    parser.add_argument(
+        "--compare-models",
+        action="store_true",
+        help="also build with bge-small-en-v1.5 and compare first stages (several minutes)",
+    )
     args = parser.parse_args()
 
     print("# summary-qa benchmark\n")
@@ -112,10 +144,14 @@ def main() -> int:
 
     questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
     print(f"## Warm query latency ({len(questions)} dev questions, k=10, whole search call)\n")
-    print("\n".join(bench_latency(searcher, [q["question"] for q in questions])) + "\n")
+    print("\n".join(bench_latency(searcher.index, embedder, [q["question"] for q in questions])) + "\n")
     from quality import quality_report  # bench/ is on sys.path when run as a script
 
-    print("\n".join(quality_report(searcher, args.questions, None if args.skip_nfcorpus else args.nfcorpus)))
+    nfcorpus = None if args.skip_nfcorpus else args.nfcorpus
+    print("\n".join(quality_report(searcher.index, embedder, args.questions, nfcorpus)))
+    if args.compare_models:
+        print("\n## First stage: embedding models under the reranker (dev questions)\n")
+        print("\n".join(bench_first_stage(args.corpus, args.questions)))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from functools import lru_cache
@@ -56,11 +57,18 @@ class KeywordIndex:
         return int(self._df[index]) if index is not None and index < len(self._df) else 0
 
     def knows_stem_of(self, word: str, prefix: int = 6) -> bool:
-        """Whether an indexed term starts like `word` ("inflamed" ~ "inflammation")."""
-        if not hasattr(self, "_prefixes"):
-            self._prefixes = {t[:prefix] for t in self.vocab if len(t) >= prefix}
-        head = word.lower()[:prefix]
-        return len(head) == prefix and head in self._prefixes
+        """Whether an indexed term shares `word`'s first letters ("inflamed" ~ "inflammation").
+
+        Long words must share all but their last three letters, so "hydroxychloroquine" is
+        not known from "hydroxyl".
+        """
+        if not hasattr(self, "_sorted"):
+            self._sorted = sorted(self.vocab)
+        head = word.lower()[: max(prefix, len(word) - 3)]
+        if len(head) < prefix:
+            return False
+        at = bisect.bisect_left(self._sorted, head)
+        return at < len(self._sorted) and self._sorted[at].startswith(head)
 
     def search(self, query: str, k: int) -> list[tuple]:
         """Top `k` (id, BM25 score) for a query; empty if no query word is indexed."""

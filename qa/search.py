@@ -24,7 +24,7 @@ from qa.index import Index
 from qa.keywords import tokenize
 from qa.multilingual import detect_language
 from qa.rerank import DEFAULT_RERANKER, Reranker, get_reranker
-from qa.vocabulary import Understood, Vocabulary
+from qa.vocabulary import Understood, Vocabulary, english_counts
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60  # the constant from Cormack et al. (2009); robust without tuning
@@ -38,9 +38,9 @@ class SearchSettings:
     #: "cross-encoder" (bundled) or "none".
     rerank: str = DEFAULT_RERANKER
     #: Studies, in fused order, whose best passages the reranker reads.
-    rerank_studies: int = 12
+    rerank_studies: int = 10
     #: Passages per such study sent to the reranker (its best fused ones).
-    rerank_passages: int = 2
+    rerank_passages: int = 3
     #: Word pieces of a passage the reranker reads (the question is never cut).
     rerank_tokens: int = 192
     #: How much a study's first-stage rank still counts after reranking: its score is the best
@@ -249,7 +249,7 @@ def rerank(text: str, studies: list[_Study], reranker: Reranker, settings: Searc
     not how often the words occur. Studies past `rerank_studies` keep their fused order after.
     """
     head, tail = studies[: settings.rerank_studies], studies[settings.rerank_studies :]
-    pairs = [(s, p) for s in head for p in s.passages[: settings.rerank_passages]]
+    pairs = [(s, p) for s in head for p in _candidates(s, settings.rerank_passages)]
     if not pairs:
         return studies
     scores = reranker.score(text, [p.chunk.embed_text for _, p in pairs])
@@ -264,7 +264,25 @@ def rerank(text: str, studies: list[_Study], reranker: Reranker, settings: Searc
         study.score = best - settings.first_stage_weight * math.log2(1 + fused_rank)
         study.reranked = True
     head.sort(key=lambda s: s.score, reverse=True)
+    # Studies the reranker did not read stay below every one it did, in their fused order.
+    floor = min(s.score for s in head)
+    for n, study in enumerate(tail, start=1):
+        study.score = floor - 1.0 - n / 1000
     return head + tail
+
+
+def _candidates(study: _Study, n: int) -> list[Passage]:
+    """A study's best `n` fused passages, one of them from its findings when it has one there.
+
+    The sections that set out the question repeat its words and lead the fused list; the
+    reranker can only prefer the passage that answers if it reads one.
+    """
+    chosen = study.passages[:n]
+    if n > 1 and all(is_background(p.chunk.section) for p in chosen):
+        findings = next((p for p in study.passages[n:] if not is_background(p.chunk.section)), None)
+        if findings is not None:
+            chosen = [*chosen[: n - 1], findings]
+    return chosen
 
 
 # --- choose passages --------------------------------------------------------------------
@@ -315,9 +333,10 @@ def choose_passages(study: _Study, per_study: int) -> list[Passage]:
 
 # --- judge coverage ---------------------------------------------------------------------
 
-#: Below this reranker score (a logit) no passage is taken to answer. ms-marco cross-encoder
-#: logits are above 0 for passages that answer and far below for unrelated ones.
-MIN_RERANK = -4.0
+#: Below this reranker score (a logit) no passage is taken to answer whatever its words: the
+#: cross-encoder gives it odds of about 1 in 3,000 (paraphrased questions that do have an answer
+#: were seen as low as -6.8, so the floor sits below them).
+MIN_RERANK = -8.0
 #: Without a reranker: the dense similarity below which nothing is close enough.
 MIN_DENSE = 0.30
 
@@ -348,18 +367,54 @@ def distinctive_missing(question: str, index: Index, embedder: Embedder, vocabul
     return unknown if 3 * len(unknown) <= known + len(unknown) else []
 
 
+#: From this score on (odds of about 20 to 1) the reranker is taken to be sure a passage answers.
+SURE_RERANK = 3.0
+#: Below this score the reranker leans towards "does not answer" (a logit of 0 is even odds);
+#: a rare word of the question missing from the best evidence then decides.
+UNSURE_RERANK = 0.0
+#: A word is rare when at most this share of passages use it (and at least 3 passages' worth).
+RARE_SHARE = 0.002
+#: Words this frequent in general English (symspellpy's counts) are everyday words ("tired",
+#: "harder"): a paraphrase uses them, so their absence says little.
+EVERYDAY = 5_000_000
+
+
+def absent_rare_words(question: str, studies: list[StudyHit], index: Index) -> list[str]:
+    """Rare words of the question that the best studies' shown passages and titles never use.
+
+    A question about "urinary tract infection" whose nearest passages are about antibiotics in
+    general names something the corpus mentions somewhere, but not where the answer would be.
+    """
+    limit = max(3, int(RARE_SHARE * max(len(index.chunks), 1)))
+    shown = " ".join(f"{s.citation.title} {p.chunk.text}" for s in studies[:3] for p in s.passages)
+    present = set(tokenize(shown))
+    everyday = english_counts()
+    absent = []
+    for word in dict.fromkeys(re.findall(r"[^\W\d_][\w-]{2,}", question)):
+        stems = tokenize(word)
+        if not stems or everyday.get(word.lower(), 0) >= EVERYDAY:
+            continue
+        if all(index.keywords.doc_freq(t) <= limit and t not in present for t in stems):
+            absent.append(word)
+    return absent
+
+
 def judge_coverage(
-    studies: list[StudyHit], missing: list[str], reranked: bool, mode: str
+    studies: list[StudyHit], missing: list[str], reranked: bool, mode: str, absent: list[str] = ()
 ) -> tuple[bool, str]:
     """Whether any summary answers, and if not, why in plain words."""
     if not studies:
         return False, "No passage matched the question."
-    if missing:
+    best = max((p.rerank for s in studies for p in s.passages if p.rerank is not None), default=None)
+    # A name no summary uses decides, unless the reranker is sure a passage answers anyway
+    # (the question said "coronavirus", the summaries say "SARS-CoV-2").
+    if missing and not (reranked and best is not None and best >= SURE_RERANK):
         return False, "No summary mentions " + _join(missing) + "."
     if reranked:
-        best = max((p.rerank for s in studies for p in s.passages if p.rerank is not None), default=None)
         if best is not None and best < MIN_RERANK:
             return False, "No passage answers this closely; the nearest ones are about something else."
+        if absent and best is not None and best < UNSURE_RERANK:
+            return False, "The closest summaries do not mention " + _join(list(absent)) + "."
         return True, ""
     dense = max((p.dense or 0.0) for s in studies[:3] for p in s.passages)
     if mode != "bm25" and dense < MIN_DENSE:
@@ -486,7 +541,8 @@ class Searcher:
         missing = (
             distinctive_missing(text, self.index, self.embedder, self.vocabulary) if lang == "en" else []
         )
-        covered, reason = judge_coverage(hits, missing, use_reranker, mode)
+        absent = absent_rare_words(text, hits, self.index) if use_reranker else []
+        covered, reason = judge_coverage(hits, missing, use_reranker, mode, absent)
         return Answer(
             question,
             tuple(hits),

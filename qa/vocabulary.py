@@ -81,7 +81,7 @@ def find_acronyms(texts: Iterable[str]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _english() -> dict[str, int]:
+def english_counts() -> dict[str, int]:
     """symspellpy's English word frequencies (82,765 words), to tell everyday words from typos."""
     from importlib import resources
 
@@ -126,7 +126,7 @@ class Vocabulary:
         if word in self.acronyms:
             return word
         found = self._lower_acronyms.get(word.lower(), "")
-        if found and (word.isupper() or word.lower() not in _english()):
+        if found and (word.isupper() or word.lower() not in english_counts()):
             return found
         return ""
 
@@ -137,7 +137,7 @@ class Vocabulary:
         lower = word.lower()
         if len(word) < 3 or word.isupper() or self.knows(word) or not word.isalpha():
             return word
-        english = _english().get(lower, 0)
+        english = english_counts().get(lower, 0)
         distance = 1 if len(word) <= 4 else 2
         found = self._spell.lookup(lower, Verbosity.CLOSEST, max_edit_distance=distance)
         if not found:

