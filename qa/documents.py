@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import frontmatter
@@ -135,13 +137,27 @@ class Problem:
         return f"{safe_text(str(self.path))}: {self.reason}"
 
 
+class FileStat(NamedTuple):
+    """What `stat` says of a summary file: an unchanged size and mtime mean an unchanged file."""
+
+    size: int
+    mtime_ns: int
+
+
 @dataclass(frozen=True)
 class LoadResult:
-    """Everything read from a folder: the documents, the files that were skipped, the folder."""
+    """Everything read from a folder: the documents, the files that were skipped, the folder.
+
+    With `known` stats (`load_folder`), files recognised as unchanged are not parsed: they are
+    in `unchanged` (doc id -> path), not in `documents`.
+    """
 
     documents: tuple[Document, ...]
     problems: tuple[Problem, ...]
     folder: Path | None = None  # resolved; recorded in the index manifest
+    unchanged: dict[str, Path] = field(default_factory=dict)
+    stats: dict[str, FileStat] = field(default_factory=dict)  # per doc id read or unchanged
+    read: int = 0  # files opened (the rest were judged by `stat` alone)
 
 
 def safe_text(text: str) -> str:
@@ -379,7 +395,7 @@ def parse_document(path: Path, raw: bytes) -> Document:
     )
 
 
-def _check_entry(path: Path, folder: Path | None) -> None:
+def _check_entry(path: Path, folder: Path | None) -> os.stat_result:
     """Raise `DocumentError` unless `path` is a regular file that stays inside `folder`.
 
     Judged from `stat` alone, so a FIFO or device named like a summary is never opened.
@@ -405,11 +421,17 @@ def _check_entry(path: Path, folder: Path | None) -> None:
         raise DocumentError(
             path, f"the file is {info.st_size:,} bytes; the limit for a summary is {MAX_FILE_BYTES:,}"
         )
+    return info
 
 
 def load_document(path: Path, folder: Path | None = None) -> Document:
     """Read and parse one summary file; with `folder`, refuse a symlink that leads out of it."""
     _check_entry(path, folder)
+    return parse_document(path, _read(path))
+
+
+def _read(path: Path) -> bytes:
+    """The bytes of a checked summary file, at most one over the size limit."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)  # the file may have grown since `stat`
@@ -417,7 +439,7 @@ def load_document(path: Path, folder: Path | None = None) -> Document:
         raise DocumentError(path, f"cannot be read ({exc.strerror})") from None
     if len(raw) > MAX_FILE_BYTES:
         raise DocumentError(path, f"the file is over {MAX_FILE_BYTES:,} bytes, the limit for a summary")
-    return parse_document(path, raw)
+    return raw
 
 
 def _named_like_summary(path: Path) -> bool:
@@ -431,22 +453,38 @@ def summary_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _named_like_summary(p) and p.is_file())
 
 
-def load_folder(folder: Path, files: Iterable[Path] | None = None) -> LoadResult:
+def load_folder(
+    folder: Path, files: Iterable[Path] | None = None, known: Mapping[str, Mapping] | None = None
+) -> LoadResult:
     """Load every summary in `folder`; each file is judged alone and a bad one becomes a `Problem`.
 
     Entries named like summaries that are not files (folders, pipes, broken links, links leading
-    out of the folder) are reported too, never skipped silently.
+    out of the folder) are reported too, never skipped silently. `known` (an index manifest's
+    "documents": doc id -> {"hash", "size", "mtime_ns"}) lets unchanged files go unparsed: a file
+    whose size and mtime match is not even opened; one whose bytes hash the same is not parsed.
     """
     if not folder.is_dir():
         raise DocumentError(folder, "is not a folder of summaries")
     if files is None:
         files = sorted(p for p in folder.iterdir() if _named_like_summary(p))
-    documents, problems = [], []
+    known = known or {}
+    documents, problems, unchanged, stats, read = [], [], {}, {}, 0
     for path in files:
         try:
-            documents.append(load_document(path, folder))
+            info = _check_entry(path, folder)
+            doc_id, stat_now = safe_text(path.name), FileStat(info.st_size, info.st_mtime_ns)
+            entry = known.get(doc_id) or {}
+            if [entry.get("size"), entry.get("mtime_ns")] == list(stat_now):
+                unchanged[doc_id], stats[doc_id] = path, stat_now
+                continue
+            raw, read = _read(path), read + 1
+            stats[doc_id] = stat_now  # taken before reading: a later write shows as a new stat
+            if entry.get("hash") == hashlib.sha256(raw).hexdigest():
+                unchanged[doc_id] = path  # touched, not changed
+                continue
+            documents.append(parse_document(path, raw))
         except DocumentError as exc:
             problems.append(Problem(path, exc.reason))
         except Exception as exc:  # one file must never stop a run (RecursionError, MemoryError, ...)
             problems.append(Problem(path, f"could not be read ({type(exc).__name__}: {str(exc)[:200]})"))
-    return LoadResult(tuple(documents), tuple(problems), folder.resolve())
+    return LoadResult(tuple(documents), tuple(problems), folder.resolve(), unchanged, stats, read)

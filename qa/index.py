@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ import numpy as np
 
 from qa import sentences
 from qa.chunking import CHUNKER_VERSION, Chunk, chunk_document, sections
-from qa.documents import SUFFIXES, Citation, Document, LoadResult, safe_text
+from qa.documents import SUFFIXES, Citation, Document, FileStat, LoadResult, load_folder, safe_text
 from qa.embedding import Embedder
 from qa.errors import IndexStateError
 from qa.keywords import KeywordIndex
@@ -70,6 +71,8 @@ class UpdateReport:
     refused: list[str] = field(default_factory=list)  # "name: why", over a limit
     embedded_chunks: int = 0
     rebuilt_reason: str = ""
+    problems: list[str] = field(default_factory=list)  # files skipped while reading, and why
+    files_read: int = 0  # summary files opened (unchanged ones are judged by size and mtime)
 
     @property
     def touched(self) -> bool:
@@ -228,13 +231,7 @@ class Index:
                 shutil.rmtree(written[-1], ignore_errors=True)
                 keywords.save(written[-1])
             sentences.write(self.folder, gen, self, _write_file, written)
-            # ASCII JSON: file names that are not UTF-8 are stored escaped, never fail to encode.
-            text = json.dumps(manifest, ensure_ascii=True, indent=1).encode()
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".manifest-", suffix=".tmp")
-            written.append(Path(tmp))
-            os.close(fd)
-            _write_file(Path(tmp), text)
-            os.replace(tmp, self.folder / MANIFEST)
+            _write_manifest(self.folder, manifest, written)
         except OSError as exc:
             for path in written:
                 _remove(path)
@@ -244,6 +241,17 @@ class Index:
         # The previous live generation stays for a reader that has just read the old manifest;
         # everything else goes (older ones, and any a crash left that never went live).
         _remove_generations(self.folder, keep={gen, live})
+
+
+def _write_manifest(folder: Path, manifest: dict, written: list[Path]) -> None:
+    """Replace `manifest.json` atomically (a temp file renamed over it); temp paths go in `written`."""
+    # ASCII JSON: file names that are not UTF-8 are stored escaped, never fail to encode.
+    text = json.dumps(manifest, ensure_ascii=True, separators=(",", ":")).encode()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".manifest-", suffix=".tmp")
+    written.append(Path(tmp))
+    os.close(fd)
+    _write_file(Path(tmp), text)
+    os.replace(tmp, folder / MANIFEST)
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -432,7 +440,7 @@ def _load_or_none(folder: Path) -> Index | None:
 def _guard(folder: Path, loaded: LoadResult, before: Index | None, broken: set[str], switch: bool) -> None:
     """Refuse an update that would empty the index, or switch or mostly drop its summaries."""
     known = before.documents if before is not None else {}
-    if known and not loaded.documents and not loaded.problems:
+    if known and not loaded.documents and not loaded.problems and not loaded.unchanged:
         # An empty or unmounted folder is far likelier than a collection deleted on purpose.
         raise IndexStateError(
             f"no summaries were found, so the index in {folder} ({len(known)} summaries) was left "
@@ -443,7 +451,7 @@ def _guard(folder: Path, loaded: LoadResult, before: Index | None, broken: set[s
     recorded = before.manifest.get("docs")
     if loaded.folder is not None and recorded and Path(recorded) != loaded.folder:
         raise _switch_refusal(folder, Path(recorded), loaded.folder, known)
-    gone = set(known) - {d.doc_id for d in loaded.documents} - broken
+    gone = set(known) - {d.doc_id for d in loaded.documents} - set(loaded.unchanged) - broken
     if len(gone) > len(known) / 2:
         where = f" in {safe_text(str(loaded.folder))}" if loaded.folder else ""
         raise IndexStateError(
@@ -451,6 +459,73 @@ def _guard(folder: Path, loaded: LoadResult, before: Index | None, broken: set[s
             f"{folder} (they are no longer{where}); the index was left as it is. If that is "
             f"meant, run again with {SWITCH_HINT} (or --rebuild)"
         )
+
+
+#: A file modified this recently may be written again within the file system's timestamp
+#: granularity without its mtime changing (git's "racily clean" case): its stat is not trusted.
+RACY_NS = 2_000_000_000
+
+
+def _stat_fields(stat: FileStat | None) -> dict:
+    """The manifest fields that let the next update skip an unchanged file without reading it."""
+    if stat is None or time.time_ns() - stat.mtime_ns < RACY_NS:
+        return {}  # no stat: the next update hashes the file
+    return {"size": stat.size, "mtime_ns": stat.mtime_ns}
+
+
+def _refresh_stats(known: dict[str, dict], loaded: LoadResult) -> bool:
+    """Record the current stats of files judged unchanged (touched ones); return whether any moved."""
+    moved = False
+    for doc_id in loaded.unchanged:
+        entry = known[doc_id]
+        fresh = _stat_fields(loaded.stats.get(doc_id))
+        if fresh != {k: entry[k] for k in ("size", "mtime_ns") if k in entry}:
+            entry.pop("size", None)
+            entry.pop("mtime_ns", None)
+            entry.update(fresh)
+            moved = True
+    return moved
+
+
+def _parse_unchanged(loaded: LoadResult) -> LoadResult:
+    """`loaded` with its unparsed unchanged files read and parsed too."""
+    paths = list(loaded.unchanged.values())
+    extra = load_folder(paths[0].parent, paths)
+    return LoadResult(
+        loaded.documents + extra.documents,
+        loaded.problems + extra.problems,
+        loaded.folder,
+        {},
+        {**loaded.stats, **extra.stats},
+        loaded.read + extra.read,
+    )
+
+
+def update_folder(
+    folder: Path,
+    docs: Path,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    switch_docs: bool = False,
+    progress: Progress | None = None,
+) -> tuple[Index, UpdateReport]:
+    """Read the summaries in `docs` and update the index in `folder`, reading only what changed.
+
+    Files whose size and modification time match the manifest are not opened; files whose
+    bytes hash the same are not parsed; only changed and added summaries are parsed and embedded.
+    Skipped files are in `report.problems`.
+    """
+    with _writer_lock(folder):
+        clean_leftovers(folder)
+        known: dict = {}
+        if not rebuild:
+            try:
+                known = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("documents") or {}
+            except (OSError, ValueError, AttributeError):
+                known = {}  # no or a damaged manifest: read everything
+        loaded = load_folder(docs, known=known if isinstance(known, dict) else {})
+        return _update(folder, loaded, embedder, rebuild, switch_docs or rebuild, progress)
 
 
 def _chunk_within_limit(doc: Document, embedder: Embedder, report: UpdateReport) -> list[Chunk] | None:
@@ -496,10 +571,18 @@ def _update(
         previous = _load_or_none(folder)
         index = Index.empty(folder, embedder)
 
+    report.problems = [str(p) for p in loaded.problems]
+    report.files_read = loaded.read
+    if any(doc_id not in index.documents for doc_id in loaded.unchanged):
+        # Recognised as unchanged against another state (a rebuild, a damaged index): parse them.
+        loaded = _parse_unchanged(loaded)
+        report.files_read = loaded.read
     current = {doc.doc_id: doc for doc in loaded.documents}
     broken = {safe_text(p.path.name) for p in loaded.problems}
     _guard(folder, loaded, index if index.documents else previous, broken, switch)
     known = index.documents
+    stats_moved = _refresh_stats(known, loaded)
+    report.unchanged += len(loaded.unchanged)
     todo: list[tuple[Document, list[Chunk]]] = []
     for doc_id, doc in current.items():
         entry = known.get(doc_id)
@@ -513,7 +596,7 @@ def _update(
         (report.added if entry is None else report.changed).append(doc_id)
         todo.append((doc, chunks))
     for doc_id in list(known):
-        if doc_id in current and doc_id not in broken:
+        if (doc_id in current or doc_id in loaded.unchanged) and doc_id not in broken:
             continue
         if doc_id in broken:
             report.kept_broken.append(doc_id)
@@ -531,7 +614,12 @@ def _update(
     for doc, chunks in todo:
         ids = list(range(next_id, next_id + len(chunks)))
         next_id += len(chunks)
-        known[doc.doc_id] = {"hash": doc.content_hash, "path": safe_text(str(doc.path)), "chunks": ids}
+        known[doc.doc_id] = {
+            "hash": doc.content_hash,
+            "path": safe_text(str(doc.path)),
+            "chunks": ids,
+            **_stat_fields(loaded.stats.get(doc.doc_id)),
+        }
         new_chunks.extend(zip(ids, chunks))
     if previous is not None:
         # A full rebuild: files unreadable now keep the passages they had, embedded anew.
@@ -582,6 +670,14 @@ def _update(
         _PENDING_SENTENCES.clear()
     else:
         sentences.backfill(index, embedder, _write_file)  # an index from before sentence vectors
+        if stats_moved:  # touched files: record their new stats so the next update skips them
+            index.manifest = {**index.manifest, "updated_at": _now()}
+            written: list[Path] = []
+            try:
+                _write_manifest(folder, index.manifest, written)
+            except OSError:
+                for path in written:
+                    _remove(path)  # not worth failing for: the next update hashes them again
     return index, report
 
 

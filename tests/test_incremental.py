@@ -1,0 +1,117 @@
+"""Updates that cost what changed: unchanged files judged by size and mtime, only edits embedded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.documents import load_folder
+from qa.index import MANIFEST, Index, update_folder, update_index
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.slow
+
+#: An mtime well in the past, so the update trusts it (a just-written file is hashed again).
+PAST_NS = 1_700_000_000 * 10**9
+
+
+def _age(folder: Path) -> None:
+    for i, path in enumerate(sorted(folder.glob("*.md"))):
+        os.utime(path, ns=(PAST_NS + i, PAST_NS + i))
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """Three short corpus summaries with old modification times."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for source in sorted(CORPUS.glob("*.md"), key=lambda p: p.stat().st_size)[:3]:
+        shutil.copy(source, folder / source.name)
+    _age(folder)
+    return folder
+
+
+def test_no_change_and_touch_read_and_embed_nothing(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    first, report = update_folder(folder, docs, embedder)
+    assert len(report.added) == 3 and report.files_read == 3
+    entry = next(iter(first.documents.values()))
+    assert {"size", "mtime_ns", "hash"} <= set(entry)
+
+    _, report = update_folder(folder, docs, embedder)
+    assert report.files_read == 0 and report.embedded_chunks == 0 and report.unchanged == 3
+    generation = json.loads((folder / MANIFEST).read_text())["generation"]
+
+    touched = sorted(docs.glob("*.md"))[0]
+    os.utime(touched, ns=(PAST_NS + 99, PAST_NS + 99))  # a new mtime, the same bytes
+    _, report = update_folder(folder, docs, embedder)
+    assert report.files_read == 1 and report.embedded_chunks == 0 and not report.touched
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["generation"] == generation  # no new generation for a touch
+    assert manifest["documents"][touched.name]["mtime_ns"] == PAST_NS + 99  # stat refreshed
+
+    _, report = update_folder(folder, docs, embedder)
+    assert report.files_read == 0 and report.embedded_chunks == 0
+
+
+def test_edit_embeds_only_that_file_and_delete_removes(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    first, _ = update_folder(folder, docs, embedder)
+    edited, gone, kept = sorted(docs.glob("*.md"))
+    kept_chunks = list(first.documents[kept.name]["chunks"])
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA new closing sentence.\n", encoding="utf-8")
+    index, report = update_folder(folder, docs, embedder)
+    assert report.changed == [edited.name] and report.files_read == 1
+    assert report.embedded_chunks == len(index.documents[edited.name]["chunks"])
+    assert index.documents[kept.name]["chunks"] == kept_chunks
+    assert any("A new closing sentence." in c.text for c in index.chunks_of(edited.name))
+
+    gone.unlink()
+    index, report = update_folder(folder, docs, embedder)
+    assert report.removed == [gone.name] and report.embedded_chunks == 0
+    reopened = Index.load(folder)
+    assert gone.name not in reopened.documents
+    assert reopened.vectors.ntotal == len(reopened.chunks)
+
+
+def test_an_index_without_stats_opens_and_updates(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    update_folder(folder, docs, embedder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for entry in manifest["documents"].values():  # as written before stats were recorded
+        del entry["size"], entry["mtime_ns"]
+    manifest.pop("vector_store")
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+    index, report = update_folder(folder, docs, embedder)
+    assert report.files_read == 3 and report.embedded_chunks == 0 and report.unchanged == 3
+    assert all("mtime_ns" in e for e in index.documents.values())
+    _, report = update_folder(folder, docs, embedder)
+    assert report.files_read == 0
+
+
+def test_unchanged_files_are_parsed_when_the_index_is_rebuilt(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    update_folder(folder, docs, embedder)
+    known = json.loads((folder / MANIFEST).read_text())["documents"]
+    loaded = load_folder(docs, known=known)
+    assert not loaded.documents and len(loaded.unchanged) == 3 and loaded.read == 0
+    index, report = update_index(folder, loaded, embedder, rebuild=True)
+    assert len(report.added) == 3 and len(index.chunks) == report.embedded_chunks > 0
+
+
+def test_the_store_is_recorded_and_reopened(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    index, _ = update_folder(folder, docs, embedder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["vector_store"]["kind"] == "faiss-flat"
+    assert manifest["vector_store"]["dimension"] == embedder.dimension
+    reopened = Index.load(folder)
+    assert reopened.vectors.ntotal == index.vectors.ntotal == len(index.chunks)
+    vector = embedder.encode_query("fatigue after exercise")
+    _, ids = reopened.vectors.search(vector.reshape(1, -1), 3)
+    assert set(ids[0].tolist()) <= set(reopened.chunks)
