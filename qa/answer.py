@@ -20,6 +20,8 @@ DISCLAIMER = (
 
 def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict:
     """A JSON-ready dict of the answer: studies, passages, highlights, scores and citation fields."""
+    from qa.multilingual import notice  # here, not at the top: `qa ask` via a server stays light
+
     highlights = highlights or {}
 
     def marked(rank: int, n: int) -> list[str]:
@@ -35,6 +37,8 @@ def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict
         "reason": answer.reason,
         "mode": answer.mode,
         "settings": answer.settings,
+        "language": answer.language,
+        "notice": notice(answer.language),
         "filters": asdict(answer.filters),
         "studies": [
             {

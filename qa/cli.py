@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _filters(p)
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
+    p.add_argument(
+        "--rerank",
+        choices=RERANK,
+        default="cross-encoder",
+        help="rerank the leading studies with the bundled cross-encoder (default), or not (faster)",
+    )
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument(
         "--local",
@@ -176,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         "bundled all-MiniLM-L6-v2 (env QA_MODEL)",
     )
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
+    p.add_argument(
+        "--rerank",
+        choices=RERANK,
+        default="cross-encoder",
+        help="rerank the leading studies with the bundled cross-encoder (default), or not (faster)",
+    )
     p.add_argument(
         "-k", type=_positive, default=10, help="studies retrieved per question (default: %(default)s)"
     )
@@ -291,7 +303,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from qa.answer import answer_to_dict, answer_to_text
     from qa.index import open_index
     from qa.light import query_embedder
-    from qa.search import Searcher, parse_filters
+    from qa.search import SearchSettings, parse_filters
+    from qa.service import open_searcher
 
     try:
         filters = parse_filters(args.tag, args.date_from, args.date_to)
@@ -304,7 +317,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     else:
         embedder = query_embedder(args.model)  # numpy for the bundled model: no torch to import
         index = open_index(args.index, embedder)
-    searcher = Searcher(index, embedder)
+    searcher = open_searcher(index, embedder, SearchSettings(mode=args.mode, rerank=args.rerank))
     answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
     if args.json:
         from qa.highlight import highlight_answer
@@ -361,7 +374,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_questions,
         report_to_dict,
     )
-    from qa.search import Searcher
+    from qa.search import SearchSettings
+    from qa.service import open_searcher
 
     if args.beir:
         from qa.documents import LoadResult
@@ -387,7 +401,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 "is --docs the folder the questions were written for?",
                 file=sys.stderr,
             )
-    report = evaluate(Searcher(index, embedder), questions, k=args.k, mode=args.mode)
+    # BEIR corpora are English abstracts without a Summary section: no multilingual stage there.
+    settings = SearchSettings(mode=args.mode, rerank=args.rerank, multilingual=not args.beir)
+    report = evaluate(open_searcher(index, embedder, settings), questions, k=args.k, mode=args.mode)
     if args.json:
         print(json.dumps(report_to_dict(report), ensure_ascii=False, indent=2))
     else:

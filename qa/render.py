@@ -18,6 +18,7 @@ from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED
 from qa.chunking import split_sentences
 from qa.documents import Citation, Document
 from qa.highlight import MIN_SIMILARITY, Highlights, Sentence
+from qa.multilingual import notice, ui_text
 from qa.search import Answer, Filters, StudyHit
 
 # Characters Markdown would act on become entities, so text stays inert wherever it is shown
@@ -373,6 +374,10 @@ def answer_html(
     """
     highlights, types, full = highlights or {}, types or {}, full or {}
     parts = []
+    lang = getattr(answer, "language", "en")
+    if notice(lang):  # asked in another language: say, in it, that the summaries are English
+        parts.append(f'<p class="qa-filters" lang="{text_html(lang)}">{text_html(notice(lang))}</p>')
+    not_covered, closest = ui_text(lang, "not_covered"), ui_text(lang, "closest")
     f = answer.filters
     if not answer.studies and f.active and matching == 0:
         parts.append(
@@ -381,11 +386,12 @@ def answer_html(
         )
     elif not answer.studies:
         parts.append(
-            f'<p class="qa-notcovered"><strong>{NOT_COVERED}</strong> {text_html(answer.reason)}</p>'
+            f'<p class="qa-notcovered"><strong>{text_html(not_covered)}</strong> {text_html(answer.reason)}</p>'
         )
     elif not answer.covered:
         parts.append(
-            f'<p class="qa-notcovered"><strong>{NOT_COVERED}</strong> {text_html(answer.reason)}<br>{CLOSEST}</p>'
+            f'<p class="qa-notcovered"><strong>{text_html(not_covered)}</strong> {text_html(answer.reason)}'
+            f"<br>{text_html(closest)}</p>"
         )
     short = digest(answer, highlights)
     if short:

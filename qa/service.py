@@ -45,7 +45,7 @@ class Service:
 
     def make_searcher(self, index: Index) -> Searcher:
         """A searcher over `index` with this service's settings, warmed so its first question is fast."""
-        searcher = Searcher(index, self.embedder, self.settings)
+        searcher = open_searcher(index, self.embedder, self.settings)
         searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
         return searcher
 
@@ -176,6 +176,22 @@ class Service:
         for problem in self.problems:
             lines.append(f"- **Skipped:** {text_html(problem)}")
         return "\n".join(lines)
+
+
+def open_searcher(index: Index, embedder: Embedder, settings: SearchSettings | None = None) -> Searcher:
+    """A `Searcher` with every stage the settings ask for, for the app, the CLI, eval and bench.
+
+    The multilingual stage keeps its own vectors in the index folder; the first open embeds the
+    summaries' titles and Summary sections once (about a minute for 317), later opens only what
+    changed.
+    """
+    settings = settings or SearchSettings()
+    searcher = Searcher(index, embedder, settings)
+    if settings.multilingual:
+        from qa.multilingual import open_stage
+
+        searcher.retrievers["multilingual"] = open_stage(index.folder, index.chunks)
+    return searcher
 
 
 def make_service(

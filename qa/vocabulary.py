@@ -153,6 +153,10 @@ class Vocabulary:
     def understand(self, question: str) -> Understood:
         """Correct typos and spell out acronyms; the result is what search uses."""
         corrections, expansions = [], []
+        words = _WORD.findall(question)
+        strange = [w for w in words if not self.knows(w) and w.lower() not in english_counts()]
+        # Many words neither the summaries nor English know: another language, not typos.
+        fix = 3 * len(strange) <= len(words)
         out, last = [], 0
         for match in _WORD.finditer(question):
             word = match.group(0)
@@ -167,7 +171,7 @@ class Vocabulary:
                     expansions.append((short, long))
                     out.append(f"{word} ({long})")
                     continue
-            fixed = self.correct(word)
+            fixed = self.correct(word) if fix else word
             if fixed != word:
                 corrections.append((word, fixed))
             out.append(fixed)

@@ -18,12 +18,12 @@ def test_the_cross_encoder_scores_the_passage_that_answers_highest():
         "Has any antiviral helped ME/CFS patients?",
         [
             "Mice were made to run on a treadmill until exhausted.",
-            "Valacyclovir and valganciclovir showed some efficacy in patients with herpesvirus reactivation.",
+            "Valacyclovir and valganciclovir showed some efficacy in ME/CFS patients with herpesvirus reactivation.",
             "Cerebral blood flow fell during a tilt test.",
         ],
     )
     assert scores.shape == (3,)
-    assert int(scores.argmax()) == 1 and scores[1] > 0 > scores[0]
+    assert int(scores.argmax()) == 1 and scores[1] > max(scores[0], scores[2]) + 5
 
 
 def test_no_reranker_is_a_setting_not_an_error():
