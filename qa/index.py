@@ -509,23 +509,57 @@ def update_folder(
     rebuild: bool = False,
     switch_docs: bool = False,
     progress: Progress | None = None,
+    current: Index | None = None,
 ) -> tuple[Index, UpdateReport]:
     """Read the summaries in `docs` and update the index in `folder`, reading only what changed.
 
     Files whose size and modification time match the manifest are not opened; files whose
     bytes hash the same are not parsed; only changed and added summaries are parsed and embedded.
-    Skipped files are in `report.problems`.
+    Skipped files are in `report.problems`. `current`, the index the caller has loaded from
+    `folder`, is returned as it is when nothing changed, so no change costs no index load.
     """
     with _writer_lock(folder):
         clean_leftovers(folder)
-        known: dict = {}
+        manifest: dict = {}
         if not rebuild:
             try:
-                known = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("documents") or {}
-            except (OSError, ValueError, AttributeError):
-                known = {}  # no or a damaged manifest: read everything
+                manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                manifest = {}  # no or a damaged manifest: read everything
+        known = manifest.get("documents") if isinstance(manifest, dict) else None
         loaded = load_folder(docs, known=known if isinstance(known, dict) else {})
+        if current is not None and not rebuild and _nothing_to_do(current, manifest, loaded, embedder):
+            report = UpdateReport(unchanged=len(loaded.unchanged), files_read=loaded.read)
+            if _refresh_stats(manifest["documents"], loaded):
+                manifest["updated_at"] = _now()
+                _write_manifest_quietly(folder, manifest)
+            current.manifest = manifest  # the same generation; only stats may differ
+            return current, report
         return _update(folder, loaded, embedder, rebuild, switch_docs or rebuild, progress)
+
+
+def _nothing_to_do(current: Index, manifest: dict, loaded: LoadResult, embedder: Embedder) -> bool:
+    """Whether `loaded` found every summary of the live generation unchanged, and `current` is it."""
+    return (
+        isinstance(manifest, dict)
+        and current.manifest.get("generation") == manifest.get("generation")
+        and not _compatible(current, embedder)
+        and not loaded.documents
+        and not loaded.problems
+        and set(loaded.unchanged) == set(manifest.get("documents") or {})
+        and str(loaded.folder) == manifest.get("docs")
+        and current.sentences is not None
+    )
+
+
+def _write_manifest_quietly(folder: Path, manifest: dict) -> None:
+    """Write a manifest whose only news is file stats; a failure is not worth failing the update for."""
+    written: list[Path] = []
+    try:
+        _write_manifest(folder, manifest, written)
+    except OSError:
+        for path in written:
+            _remove(path)  # the next update hashes those files again
 
 
 def _chunk_within_limit(doc: Document, embedder: Embedder, report: UpdateReport) -> list[Chunk] | None:
@@ -672,12 +706,7 @@ def _update(
         sentences.backfill(index, embedder, _write_file)  # an index from before sentence vectors
         if stats_moved:  # touched files: record their new stats so the next update skips them
             index.manifest = {**index.manifest, "updated_at": _now()}
-            written: list[Path] = []
-            try:
-                _write_manifest(folder, index.manifest, written)
-            except OSError:
-                for path in written:
-                    _remove(path)  # not worth failing for: the next update hashes them again
+            _write_manifest_quietly(folder, index.manifest)
     return index, report
 
 

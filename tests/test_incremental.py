@@ -115,3 +115,15 @@ def test_the_store_is_recorded_and_reopened(docs, tmp_path, embedder):
     vector = embedder.encode_query("fatigue after exercise")
     _, ids = reopened.vectors.search(vector.reshape(1, -1), 3)
     assert set(ids[0].tolist()) <= set(reopened.chunks)
+
+
+def test_no_change_keeps_the_loaded_index_and_a_change_loads_anew(docs, tmp_path, embedder):
+    folder = tmp_path / "idx"
+    first, _ = update_folder(folder, docs, embedder)
+    same, report = update_folder(folder, docs, embedder, current=first)
+    assert same is first and report.files_read == 0 and not report.touched
+    edited = sorted(docs.glob("*.md"))[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+    fresh, report = update_folder(folder, docs, embedder, current=first)
+    assert fresh is not first and report.changed == [edited.name]
+    assert fresh.manifest["generation"] > first.manifest["generation"]
