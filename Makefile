@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DOCS ?= seeds
 INDEX ?= index
 
-.PHONY: setup run index test lint format bench bench-scale bench-throughput browser clean
+.PHONY: setup run index test test-full lint format bench bench-scale bench-throughput browser clean
 
 setup: $(VENV)/.installed
 
@@ -35,10 +35,14 @@ $(AXE):
 	@command -v npm >/dev/null 2>&1 && npm install --no-save --no-audit --no-fund --prefix tests axe-core@4 >/dev/null || \
 	  echo "warning: could not install axe-core with npm; the accessibility checks will be skipped"
 
-test: setup browser $(AXE)
+# The fast default lane; `make test-full` runs the rest (browser, reliability, several servers).
+test: setup
 	$(VENV)/bin/ruff check qa tests bench
 	$(VENV)/bin/ruff format --check qa tests bench
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not full"
+
+test-full: setup browser $(AXE)
+	$(VENV)/bin/pytest -q -m full
 
 lint: setup
 	$(VENV)/bin/ruff check qa tests bench

@@ -39,3 +39,15 @@ def corpus_searcher(corpus_index, embedder):
     from qa.search import Searcher
 
     return Searcher(corpus_index, embedder)
+
+
+# The full lane: suites that launch servers, browsers or subprocesses and take minutes. `make test`
+# runs the rest (the fast default lane); `make test-full` runs these; CI runs both.
+FULL_LANE = {"test_browser.py", "test_reliability.py", "test_multiprocess.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of the full-lane files with `full`."""
+    for item in items:
+        if item.path.name in FULL_LANE:
+            item.add_marker(pytest.mark.full)
