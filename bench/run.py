@@ -9,6 +9,7 @@ Prints one Markdown report; the README quotes its latest output.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -147,6 +148,12 @@ def main() -> int:
     parser.add_argument("--nfcorpus", type=Path, default=SHARED / "benchmarks" / "nfcorpus")
     parser.add_argument("--skip-nfcorpus", action="store_true", help="skip the public benchmark (minutes)")
     parser.add_argument(
+        "--latency-only",
+        type=Path,
+        metavar="INDEX",
+        help="only time warm queries over an existing corpus index (the app's query path)",
+    )
+    parser.add_argument(
         "--compare-models",
         action="store_true",
         help="also build with bge-small-en-v1.5 and compare first stages (several minutes)",
@@ -158,13 +165,22 @@ def main() -> int:
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
         f"{time.strftime('%Y-%m-%d %H:%M')}\n"
     )
+    if args.latency_only:
+        from qa.index import Index
+        from qa.light import query_embedder
+
+        questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
+        index, embedder = Index.load(args.latency_only), query_embedder("")
+        print(f"## Warm query latency ({len(questions)} dev questions, k=10, whole search call; ")
+        print(f"query vectors by {type(embedder).__name__}, as `qa serve` and `qa ask` use)\n")
+        print("\n".join(bench_latency(index, embedder, [q["question"] for q in questions])) + "\n")
+        print(f"Load average after: {os.getloadavg()[0]:.2f}")
+        return 0
     (embedder, load_s) = timed(get_embedder, "")
     print(f"Model: {embedder.name}, loaded in {load_s:.1f} s\n")
     print("## Index\n")
     rows, searcher = bench_index(args.corpus, embedder)
     print("\n".join(rows) + "\n")
-
-    import json
 
     questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
     print(f"## Warm query latency ({len(questions)} dev questions, k=10, whole search call)\n")

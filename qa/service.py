@@ -10,11 +10,11 @@ from pathlib import Path
 
 from qa.chunking import sections
 from qa.config import DEFAULT_K
-from qa.documents import SUFFIXES, Citation, Document, load_document, load_folder
+from qa.documents import SUFFIXES, Citation, Document, load_document, safe_text
 from qa.embedding import Embedder, get_embedder
 from qa.errors import DocumentError, QAError
 from qa.highlight import Highlights, highlight_answer
-from qa.index import MANIFEST, Index, Progress, UpdateReport, update_index
+from qa.index import MANIFEST, Index, Progress, UpdateReport, update_folder
 from qa.light import query_embedder
 from qa.render import source_html, text_html
 from qa.search import Answer, Filters, Searcher, SearchSettings
@@ -117,7 +117,7 @@ class Service:
         if not chunks:
             return "<p>That study is no longer in the index.</p>"
         try:
-            doc = load_document(self.docs / doc_id)
+            doc = load_document(self.docs / doc_id, self.docs)  # never a link out of the folder
             parts = [(sec.heading, sec.text) for sec in sections(doc)]
         except DocumentError:  # removed or broken since: show what the index holds
             doc = Document.from_citation(doc_id, self.docs / doc_id, chunks[0].citation)
@@ -127,9 +127,12 @@ class Service:
     def rebuild(self, progress=None) -> UpdateReport:
         """Re-read the summaries, update the index, and swap it in without a restart."""
         with self.lock:
-            loaded = load_folder(self.docs)
-            self.problems = [str(p) for p in loaded.problems]
-            index, report = update_index(self.index_dir, loaded, self.embedder, progress=progress)
+            # Only changed summaries are read (size and modification time first, then the hash).
+            current = self.searcher.index if self.searcher is not None else None
+            index, report = update_folder(
+                self.index_dir, self.docs, self.embedder, progress=progress, current=current
+            )
+            self.problems = [*report.problems, *(f"refused {r}" for r in report.refused)]
             self._seen = self._manifest_key()  # this process wrote it: no reload needed
             self.searcher = self.make_searcher(index)
             self.last_report = report
@@ -150,12 +153,18 @@ class Service:
                         self.docs, watch_filter=is_summary, stop_event=stop, recursive=False
                     ):
                         report = self.rebuild()
-                        names = ", ".join(sorted(Path(p).name for _, p in changes))
+                        names = ", ".join(sorted(safe_text(Path(p).name) for _, p in changes))
                         print(f"index updated after changes to {names}: {report.summary()}", flush=True)
                 except Exception as exc:  # keep watching: one failed update must not end it
-                    self.problems.append(f"watching {self.docs}: {exc}")
-                    print(f"warning: index update failed ({exc}); still watching", flush=True)
+                    self.problems.append(f"watching {self.docs}: {safe_text(str(exc))}")
+                    print(f"warning: index update failed ({safe_text(str(exc))}); still watching", flush=True)
                     stop.wait(5)
+                    # The watcher may have lost that batch (a file name it cannot decode): read the
+                    # folder once so the change is still picked up.
+                    try:
+                        self.rebuild()
+                    except Exception as again:  # reported; the old index stays live
+                        print(f"warning: index update failed ({safe_text(str(again))})", flush=True)
 
         thread = threading.Thread(target=loop, name="qa-watch", daemon=True)
         thread.start()
