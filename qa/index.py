@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +97,9 @@ def _now() -> str:
 
 
 def _chunk_to_json(cid: int, chunk: Chunk) -> str:
-    return json.dumps({"id": cid, **asdict(chunk)}, ensure_ascii=False)
+    # Chunk and Citation hold only strings and a tuple of strings, so their field dicts serialise
+    # as is; dataclasses.asdict deep-copies recursively and took 14 of 17 s per save at 210k passages.
+    return json.dumps({"id": cid, **vars(chunk), "citation": vars(chunk.citation)}, ensure_ascii=False)
 
 
 def _chunk_from_json(line: str) -> tuple[int, Chunk]:
