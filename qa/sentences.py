@@ -66,14 +66,16 @@ class SentenceVectors:
         if missing:
             split = [sentences_of(t) for t in missing]
             flat = embedder.encode([s for sentences in split for s in sentences])
-            at = 0
+            fresh, at = {}, 0
+            for text, sentences in zip(missing, split):
+                fresh[text] = flat[at : at + len(sentences)]
+                at += len(sentences)
             with self._lock:
-                for text, sentences in zip(missing, split):
-                    self._cache[text] = flat[at : at + len(sentences)]
-                    at += len(sentences)
+                self._cache.update(fresh)
                 while len(self._cache) > CACHE_PASSAGES:
                     self._cache.popitem(last=False)
-            found = [f if f is not None else self.get(t) for t, f in zip(texts, found)]
+            # From what was just embedded, not the cache: a build embeds more than the cache holds.
+            found = [f if f is not None else fresh[t] for t, f in zip(texts, found)]
         return found  # type: ignore[return-value]
 
     def rows(self, index: Index, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
