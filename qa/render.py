@@ -290,7 +290,9 @@ def digest(answer: Answer, highlights: Highlights, top: int = 3, per_study: int 
         return []
     out = []
     for study in answer.studies[:top]:
-        passages = highlights.get(study.rank, [])
+        # The first passage only: it is the one shown open on the card, so every quote can be
+        # found there (the others stay folded until asked for).
+        passages = highlights.get(study.rank, [])[:1]
         # A one-sentence passage is never marked (that would mark all of it), but its sentence
         # may still be the study's best answer.
         found = [
