@@ -71,6 +71,15 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _rerank(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rerank",
+        choices=RERANK,
+        default="cross-encoder",
+        help="rerank the leading studies with the bundled cross-encoder (default), or not (faster)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all sub-commands."""
     parser = argparse.ArgumentParser(
@@ -101,12 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _filters(p)
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
-    p.add_argument(
-        "--rerank",
-        choices=RERANK,
-        default="cross-encoder",
-        help="rerank the leading studies with the bundled cross-encoder (default), or not (faster)",
-    )
+    _rerank(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument(
         "--local",
@@ -133,12 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-rebuild", action="store_true", help="show the Rebuild button to every visitor (operator use)"
     )
-    p.add_argument(
-        "--rerank",
-        choices=RERANK,
-        default="cross-encoder",
-        help="rerank the leading studies with the bundled cross-encoder (default), or not (faster)",
-    )
+    _rerank(p)
     p.add_argument(
         "--no-update",
         action="store_true",
@@ -182,12 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bundled all-MiniLM-L6-v2 (env QA_MODEL)",
     )
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
-    p.add_argument(
-        "--rerank",
-        choices=RERANK,
-        default="cross-encoder",
-        help="rerank the leading studies with the bundled cross-encoder (default), or not (faster)",
-    )
+    _rerank(p)
     p.add_argument(
         "-k", type=_positive, default=10, help="studies retrieved per question (default: %(default)s)"
     )
