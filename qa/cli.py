@@ -226,23 +226,24 @@ def refresh_index(
     quiet: bool = False,
     switch: bool = False,
 ):
-    """Load the summaries, report skipped files, update the index; return (index, report, embedder)."""
-    from qa.documents import load_folder
-    from qa.embedding import get_embedder
-    from qa.index import update_index
+    """Update the index from the summaries (only changed ones are read), report skipped files.
 
-    loaded = load_folder(docs)
-    for problem in loaded.problems:
-        print(f"warning: skipped {problem}", file=sys.stderr)
+    Returns (index, report, embedder).
+    """
+    from qa.embedding import get_embedder
+    from qa.index import update_folder
+
     embedder = get_embedder(model)
-    index, report = update_index(
+    index, report = update_folder(
         index_dir,
-        loaded,
+        docs,
         embedder,
         rebuild=rebuild,
         switch_docs=switch,
         progress=None if quiet else _tqdm_progress(),
     )
+    for problem in report.problems:
+        print(f"warning: skipped {problem}", file=sys.stderr)
     for refused in report.refused:
         print(f"warning: refused {refused}", file=sys.stderr)
     return index, report, embedder
