@@ -134,7 +134,8 @@ class Service:
             )
             self.problems = [*report.problems, *(f"refused {r}" for r in report.refused)]
             self._seen = self._manifest_key()  # this process wrote it: no reload needed
-            self.searcher = self.make_searcher(index)
+            if index is not current:  # nothing changed: keep the warmed searcher
+                self.searcher = self.make_searcher(index)
             self.last_report = report
             self.last_rebuild = time.strftime("%Y-%m-%d %H:%M:%S")
             return report
