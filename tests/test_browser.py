@@ -28,6 +28,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 TIMEOUT_MS = 20_000
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+# Poll the page on a timer: Playwright's default (requestAnimationFrame) can stall in a headless
+# page that paints nothing new, which once let an answer shown in 1 s time out after 60 s.
+POLL_MS = 100
 ZOOM_200 = {"width": 640, "height": 450}  # a 1280×900 window at 200 % zoom
 # Enough real summaries to scroll: every one naming metformin or naltrexone, and the
 # trial registrations and videos (so kinds of source differ).
@@ -166,6 +169,7 @@ def _ask(page, message: str, expect: str = ".qa-body > *"):
         "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-pending)').length > n",
         arg=before,
         timeout=60_000,  # a reranked answer on a busy 2-core machine can take seconds
+        polling=POLL_MS,
     )
     turn = page.locator("#qa-chat .qa-turn").last
     turn.locator(expect).first.wait_for()
@@ -181,7 +185,7 @@ def _in_view(page, locator) -> bool:
 
 def _new_conversation(page) -> None:
     page.locator("#qa-new").click()
-    page.wait_for_function("() => !document.querySelector('#qa-chat .qa-turn')")
+    page.wait_for_function("() => !document.querySelector('#qa-chat .qa-turn')", polling=POLL_MS)
 
 
 def _labels(turn) -> list[str]:
