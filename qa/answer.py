@@ -37,6 +37,8 @@ def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict
         "reason": answer.reason,
         "mode": answer.mode,
         "settings": answer.settings,
+        "reranked": answer.reranked,
+        "rerank_skipped": answer.rerank_skipped,
         "language": answer.language,
         "notice": notice(answer.language),
         "filters": asdict(answer.filters),

@@ -369,6 +369,8 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         notes = []
         if searched != message:
             notes.append(f"Read as a follow-up to your last question: “{text_html(searched)}”.")
+        if answer.rerank_skipped == "busy":
+            notes.append(BUSY_NOTE)
         as_searched = getattr(answer, "searched", "")  # after spelling/acronym expansion, if any
         if isinstance(as_searched, str) and as_searched and as_searched != searched:
             notes.append(f"Searched as: “{text_html(as_searched)}”.")
@@ -554,6 +556,11 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         gr.api(ask, api_name="ask")
     return demo
 
+
+#: Shown when many questions came at once and this answer skipped the reranker (search.py).
+BUSY_NOTE = (
+    "Many questions are being answered right now, so this answer was ordered by the quicker search only."
+)
 
 #: Options for `launch`: the stylesheet, and no uploads (the app takes none; Gradio would take any).
 LAUNCH_OPTIONS: dict[str, Any] = {"css": CSS, "max_file_size": 0}

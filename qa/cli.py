@@ -16,6 +16,7 @@ from qa.errors import QAError
 # `qa --help` and a `qa ask` answered by a running server wait a second or more for bm25s.
 MODES = ("hybrid", "dense", "bm25")
 RERANK = ("cross-encoder", "none")  # qa.rerank.RERANKERS
+RERANK_BUSY = 2  # qa.search.SearchSettings.rerank_busy
 
 DOCS_HELP = (
     f"folder of Markdown summaries (default: the folder the index was built from, else "
@@ -149,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=4,
         help="questions answered at once; more wait in the queue (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rerank-busy",
+        type=int,
+        default=RERANK_BUSY,
+        metavar="N",
+        help="skip the reranker for a question while N others are being searched, so many readers "
+        "at once still get answers in seconds; the answer says so (0: always rerank; default: %(default)s)",
     )
 
     p = sub.add_parser(
@@ -338,7 +347,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.index,
         args.model,
         progress=_tqdm_progress(),
-        settings=SearchSettings(rerank=args.rerank),
+        settings=SearchSettings(rerank=args.rerank, rerank_busy=max(0, args.rerank_busy)),
         update=not args.no_update,
     )
     for problem in service.problems:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -46,6 +48,11 @@ class SearchSettings:
     #: How much a study's first-stage rank still counts after reranking: its score is the best
     #: reranker logit minus this times log2(1 + fused rank).
     first_stage_weight: float = 0.0
+    #: Rerank only while fewer than this many other questions are being searched in this
+    #: process (0: always). The cross-encoder costs ~0.5 s of CPU per question; on 2 cores,
+    #: 32 readers at once would each wait half a minute. Past the limit, the first-stage order
+    #: stands for that answer, and the answer says so (`Answer.reranked`).
+    rerank_busy: int = 2
     #: Passages taken from each retriever before fusing.
     candidates: int = 100
     #: Spell out acronyms and correct typos against the corpus before searching.
@@ -145,6 +152,11 @@ class Answer:
     settings: dict = field(default_factory=dict)
     #: The question's language (ISO code); the summaries are English.
     language: str = "en"
+    #: Whether the reranker ordered the studies; False with `rerank="none"`, for another
+    #: language, or when the server was too busy (`SearchSettings.rerank_busy`).
+    reranked: bool = False
+    #: Why the reranker, though on, did not run ("" when it ran or is off).
+    rerank_skipped: str = ""
 
 
 # --- retrieve ---------------------------------------------------------------------------
@@ -458,6 +470,20 @@ class Searcher:
             "dense": DenseRetriever(index, embedder),
             "bm25": KeywordRetriever(index),
         }
+        self._running = 0  # searches in progress in this searcher (threads of one server)
+        self._running_lock = threading.Lock()
+
+    @contextmanager
+    def _counted(self):
+        """Count this search as running; yields how many others were already running."""
+        with self._running_lock:
+            others = self._running
+            self._running += 1
+        try:
+            yield others
+        finally:
+            with self._running_lock:
+                self._running -= 1
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -515,6 +541,19 @@ class Searcher:
         use_reranker: bool | None = None,
     ) -> Answer:
         """Rank studies for a question; each study carries the passage(s) that answer it."""
+        with self._counted() as others:
+            return self._search(question, k, filters, mode, per_study, use_reranker, others)
+
+    def _search(
+        self,
+        question: str,
+        k: int,
+        filters: Filters,
+        mode: str | None,
+        per_study: int,
+        use_reranker: bool | None,
+        others: int,
+    ) -> Answer:
         mode = mode or self.settings.mode
         question, k = question.strip(), max(1, k)
         settings = self.settings.describe()
@@ -530,7 +569,12 @@ class Searcher:
         studies = group_by_study(
             self.passages(text, filters, mode, names), self.index, text, mode == "hybrid" and lang == "en"
         )
-        use_reranker = self.reranker is not None and use_reranker is not False and lang == "en"
+        asked, use_reranker = use_reranker, self.reranker is not None and use_reranker is not False
+        use_reranker = use_reranker and lang == "en"
+        skipped = ""
+        busy = self.settings.rerank_busy
+        if use_reranker and asked is None and busy and others >= busy:
+            use_reranker, skipped = False, "busy"  # `use_reranker=True` (eval, bench) always reranks
         if use_reranker:
             studies = rerank(text, studies, self.reranker, self.settings)
         hits = [
@@ -562,4 +606,6 @@ class Searcher:
             expansions=understood.expansions,
             settings=settings,
             language=lang,
+            reranked=use_reranker,
+            rerank_skipped=skipped,
         )

@@ -52,9 +52,10 @@ def _free_port() -> int:
 
 def test_cli_lists_match_the_library():
     from qa.rerank import RERANKERS
-    from qa.search import MODES
+    from qa.search import MODES, SearchSettings
 
     assert cli.MODES == MODES and set(cli.RERANK) == set(RERANKERS)
+    assert SearchSettings().rerank_busy == cli.RERANK_BUSY
 
 
 def test_light_embedder_matches_sentence_transformers(embedder):

@@ -119,3 +119,47 @@ def test_reranking_can_be_switched_off_by_a_setting(corpus_index, embedder):
     answer = searcher.search("Has any antiviral helped ME/CFS patients?", k=3)
     assert searcher.reranker is None and answer.settings["rerank"] == "none"
     assert all(p.rerank is None for s in answer.studies for p in s.passages)
+
+
+class _HeldReranker:
+    """A reranker that holds each call until released (to have searches running at once)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def score(self, question, passages):
+        import numpy as np
+
+        self.entered.release()
+        assert self.release.wait(30)
+        return np.arange(len(passages), dtype=np.float32)
+
+
+def test_reranker_is_skipped_while_the_process_is_busy_and_the_answer_says_so(corpus_index, embedder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa.search import Searcher, SearchSettings
+
+    reranker = _HeldReranker()
+    searcher = Searcher(corpus_index, embedder, SearchSettings(rerank_busy=2), reranker=reranker)
+    question = "Does low-dose naltrexone help?"
+    with ThreadPoolExecutor(3) as pool:
+        running = [pool.submit(searcher.search, question) for _ in range(2)]
+        for _ in running:  # both are inside the reranker now
+            assert reranker.entered.acquire(timeout=30)
+        busy = searcher.search(question)  # a third reader: the first-stage order stands
+        forced = pool.submit(searcher.search, question, use_reranker=True)  # eval and bench
+        assert reranker.entered.acquire(timeout=30)
+        reranker.release.set()
+        first = [f.result(timeout=30) for f in running]
+        assert forced.result(timeout=30).reranked
+    assert all(a.reranked and not a.rerank_skipped for a in first)
+    assert not busy.reranked and busy.rerank_skipped == "busy" and busy.studies
+    assert all(p.rerank is None for s in busy.studies for p in s.passages)
+    alone = searcher.search(question)  # nobody else searching: reranked again
+    assert alone.reranked and alone.studies[0].passages[0].rerank is not None
+    never = Searcher(corpus_index, embedder, SearchSettings(rerank_busy=0), reranker=reranker)
+    assert never.search(question).reranked
