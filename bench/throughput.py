@@ -8,7 +8,8 @@ one) to a temporary folder, adds its sentence vectors when it has none (`qa inde
 for each reranker setting launches `qa serve --no-update` on it, times how long it takes to
 answer, then drives `/ask` over plain HTTP (Gradio's API, the same calls `qa ask` makes) with
 the 60 dev questions, from 1 and from 32 client threads, each for a fixed time. Prints the
-machine and its load (the clients share its cores), p50/p95 latency and requests/s. Then times
+machine and its load (the clients share its cores), p50/p95 latency, requests/s and the share
+of answers the reranker ordered (a busy server skips it: `qa serve --rerank-busy`). Then times
 `qa --help`, `qa ask` answered by the running server, and `qa ask --local` (no server, no torch)
 from cold processes.
 """
@@ -97,6 +98,7 @@ def drive(url: str, questions: list[str], clients: int, seconds: float) -> dict:
     """`clients` threads asking in turn for `seconds`; latencies, failures and requests/s."""
     latencies: list[float] = []
     failures: list[str] = []
+    reranked: list[bool] = []
     stop = time.monotonic() + seconds
 
     def client(n: int) -> None:
@@ -109,6 +111,7 @@ def drive(url: str, questions: list[str], clients: int, seconds: float) -> dict:
                 data = remote.ask(url, question, [], "", "", 5)
                 assert isinstance(data.get("studies"), list)
                 latencies.append(time.perf_counter() - begin)
+                reranked.append(bool(data.get("reranked")))
             except Exception as exc:  # counted and shown, never hidden
                 failures.append(f"{type(exc).__name__}: {exc}")
 
@@ -127,6 +130,7 @@ def drive(url: str, questions: list[str], clients: int, seconds: float) -> dict:
         "p50": percentile(latencies, 50) * 1000,
         "p95": percentile(latencies, 95) * 1000,
         "rps": len(latencies) / took,
+        "reranked": sum(reranked) / len(reranked) if reranked else 0.0,
         "seconds": took,
     }
 
@@ -169,8 +173,10 @@ def main() -> None:
     )
 
     print("### /ask end to end (HTTP, k=5, highlights included)\n")
-    print("| reranker | clients | requests | failed | p50 ms | p95 ms | requests/s | serve ready s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| reranker | clients | requests | failed | p50 ms | p95 ms | requests/s | reranked | serve ready s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     server = None
     question = "Has any antiviral helped ME/CFS patients?"
     cold = [("qa --help", [QA, "--help"])]
@@ -183,7 +189,7 @@ def main() -> None:
                 r = drive(url, questions, clients, args.seconds)
                 print(
                     f"| {rerank} | {clients} | {r['requests']} | {r['failed']} | {r['p50']:.0f} | "
-                    f"{r['p95']:.0f} | {r['rps']:.1f} | {ready:.1f} |",
+                    f"{r['p95']:.0f} | {r['rps']:.1f} | {r['reranked']:.0%} | {ready:.1f} |",
                     flush=True,
                 )
                 if r["failed"]:
