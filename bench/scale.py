@@ -67,11 +67,13 @@ def peak_mib() -> float:
 
 
 def folder_mib(folder: Path) -> float:
-    """Size of the files of the index's current generation (and its manifest), MiB."""
-    gen = json.loads((folder / "manifest.json").read_text())["generation"]
+    """Size of the files the live manifest reads (its base generation and deltas, and itself), MiB."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    gens = {manifest.get("base", manifest["generation"]), *manifest.get("deltas", [])}
     files = [folder / "manifest.json"]
     for path in folder.iterdir():
-        if re.search(rf"-{gen}(\.|$)", path.name):
+        match = re.match(r"^[a-z]+-(\d+)(\.|$)", path.name)
+        if match and int(match.group(1)) in gens:
             files.extend([path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()])
     return sum(p.stat().st_size for p in files) / 2**20
 
@@ -203,19 +205,30 @@ def _search_variants(service) -> dict[str, dict]:
 def run_size(docs: Path, index_dir: Path, fake: bool, questions: list[str], repeats: int) -> dict:
     """Part A for one corpus, in this process: builds, updates, queries; returns the figures."""
     from qa.embedding import get_embedder
+    from qa.search import SearchSettings
     from qa.service import Service
 
     real = get_embedder("")
     embedder = HashEmbedder(real) if fake else real
     shutil.rmtree(index_dir, ignore_errors=True)
-    service = Service(docs, index_dir, embedder)
+    # With the hash embedder the multilingual stage is left out: its first open embeds every
+    # summary with multilingual-e5 (about 90 minutes at 30k on 2 cores).
+    service = Service(docs, index_dir, embedder, settings=SearchSettings(multilingual=not fake))
     full, full_s, full_cpu = _clocked(service.rebuild)
     victim = sorted(docs.glob("*.md"))[len(full.added) // 2]
     original = victim.read_text(encoding="utf-8")
-    victim.write_text(original + "\nOne more sentence for the benchmark.\n", encoding="utf-8")
+
+    def edit(n: int) -> None:
+        victim.write_text(original + f"\nOne more sentence for the benchmark, edit {n}.\n", encoding="utf-8")
+
     try:
-        one, one_s, one_cpu = _clocked(service.rebuild)
+        edit(1)
+        one, one_s, one_cpu = _clocked(service.rebuild)  # a delta on the first generation
         none, none_s, none_cpu = _clocked(service.rebuild)
+        edit(2)
+        _, compact_s, compact_cpu = _clocked(service.rebuild, compact=True)  # folded into a new generation
+        edit(3)
+        _, after_s, after_cpu = _clocked(service.rebuild)  # a delta on the compacted generation
     finally:
         victim.write_text(original, encoding="utf-8")  # the corpus stays reusable
     latency, latency_cpu = {}, {}
@@ -239,8 +252,17 @@ def run_size(docs: Path, index_dir: Path, fake: bool, questions: list[str], repe
         "one": one.summary(),
         "none_s": none_s,
         "none": none.summary(),
+        "compact_s": compact_s,
+        "after_s": after_s,
         "latency": latency,
-        "cpu": {"full_s": full_cpu, "one_s": one_cpu, "none_s": none_cpu, "latency": latency_cpu},
+        "cpu": {
+            "full_s": full_cpu,
+            "one_s": one_cpu,
+            "none_s": none_cpu,
+            "compact_s": compact_cpu,
+            "after_s": after_cpu,
+            "latency": latency_cpu,
+        },
         "peak_mib": peak_mib(),
         "index_mib": folder_mib(index_dir),
         "vectors": service.searcher.index.vectors.ntotal,
@@ -251,8 +273,9 @@ def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int, n_questio
     """Markdown for part A: one fresh process per size, so peak memory is that size's own."""
     rows = [
         "| summaries | passages | embedder | full build s | one changed s | no change s | "
+        "compaction s | one changed after compaction s | "
         "warm query p50 / p95 ms (min-max) | query CPU p50 ms | peak MiB | index MiB |",
-        "|---:|---:|---|---:|---:|---:|---|---|---:|---:|",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     for size in sizes:
         docs, started = work / f"docs-{size}", time.perf_counter()
@@ -270,7 +293,9 @@ def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int, n_questio
         cpu = r["cpu"]
         query_cpu = "<br>".join(f"{label}: {np.median(t):.1f}" for label, t in cpu["latency"].items())
         # Wall seconds, then this process's CPU seconds in brackets.
-        steps = " | ".join(f"{r[k]:.2f} ({cpu[k]:.2f})" for k in ("full_s", "one_s", "none_s"))
+        steps = " | ".join(
+            f"{r[k]:.2f} ({cpu[k]:.2f})" for k in ("full_s", "one_s", "none_s", "compact_s", "after_s")
+        )
         rows.append(
             f"| {r['summaries']} | {r['passages']} | {r['embedder']} | {steps} | {queries} | {query_cpu} | "
             f"{r['peak_mib']:.0f} | {r['index_mib']:.1f} |"
@@ -460,7 +485,10 @@ def main() -> int:
         print("## Part A: the whole index\n")
         print(
             "Each size in a fresh process; updates go through qa.service.Service.rebuild (read the "
-            "folder, update the index); queries are the 60 dev questions through Searcher.search, "
+            "folder, update the index, make the new searcher) with the model loaded: one summary edited "
+            "(written as a delta on the generation), no change, an edit folded into a new generation "
+            "(compaction, `rebuild(compact=True)`), then one more edit (a delta on the compacted "
+            "generation). Hash-embedder rows leave the multilingual stage out. Queries are the 60 dev questions through Searcher.search, "
             f"k=10, {args.repeats} passes over the first {args.questions_a}. Rows with the hash embedder embed passages with a cheap "
             "fake (question vectors from the real model), so their build times exclude real embedding. "
             "Step cells: wall seconds (CPU seconds of the process); with other work on the 2 cores the "

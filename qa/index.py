@@ -2,6 +2,9 @@
 
 Files of one generation (`vectors-N.faiss`, `chunks-N.jsonl`, `keywords-N/`, `studies-N/`) are written
 first; `manifest.json`, which names the generation, is replaced last with an atomic rename.
+A small update writes only a delta (`delta-N.*`, qa/segments.py) on top of the live generation's
+files, listed in the manifest (`"base"`, `"deltas"`), so it costs what changed; past a share of
+the index the deltas are folded into a whole new generation.
 A crash at any point leaves the previous index readable; a failed write removes what it wrote,
 and the next writer removes what a crash left (temp files, generations that never went live).
 The manifest also records the summaries folder the index follows (`resolve_docs`).
@@ -32,11 +35,12 @@ from qa.documents import SUFFIXES, Citation, Document, FileStat, LoadResult, loa
 from qa.embedding import Embedder
 from qa.errors import IndexStateError
 from qa.keywords import KeywordIndex
+from qa.segments import COMPACT_SHARE, MAX_DELTAS, LayeredKeywords, LayeredStore, flatten
 from qa.vectorstore import ExactStore, VectorStore, choose_store, load_store, refit
 
 FORMAT = 1
 MANIFEST = "manifest.json"
-_GENERATION = re.compile(r"^(?:vectors|chunks|keywords|studies|sentences)-(\d+)")
+_GENERATION = re.compile(r"^(?:vectors|chunks|keywords|studies|sentences|delta)-(\d+)")
 _TEMP = re.compile(r"^\.manifest-.*\.tmp$")
 #: Passages one summary may become; the longest thread page makes 76. A 10 MB file
 #: made 11,757 (five times the whole corpus) before this limit.
@@ -130,6 +134,31 @@ class Index:
         self.study_keywords = study_keywords  # BM25 over whole summaries, ids are doc ids
         self.sentences: sentences.SentenceVectors | None = None  # for highlighting (qa/sentences.py)
         self.sentence_rows: tuple[np.ndarray, np.ndarray] | None = None  # to write with a save
+        #: The index this one was made from by an update in this process, and what that update
+        #: removed and added (chunks), so the searcher's vocabulary can follow without relearning.
+        self.parent: Index | None = None
+        self.changes: tuple[list[tuple[int, Chunk]], list[tuple[int, Chunk]]] | None = None
+
+    def fork(self, manifest: dict) -> Index:
+        """A new Index to update, sharing this one's immutable base; this one is never changed.
+
+        `manifest` must be a fresh copy of this index's manifest (read from disk), since the
+        update edits it. Queries may keep running on this index in other threads meanwhile.
+        """
+        vectors = (
+            self.vectors.fork() if isinstance(self.vectors, LayeredStore) else LayeredStore(self.vectors)
+        )
+        keywords, studies = (
+            k.fork() if isinstance(k, LayeredKeywords) else LayeredKeywords(k)
+            for k in (self.keywords, self.study_keywords)
+        )
+        index = Index(self.folder, manifest, dict(self.chunks), vectors, keywords, studies)
+        if self.sentences is not None:
+            index.sentences = self.sentences.fork()
+        index.parent = self
+        # Only the newest link is needed (to update the searcher); older ones would pin old indexes.
+        self.parent, self.changes = None, None
+        return index
 
     @property
     def model(self) -> str:
@@ -173,23 +202,25 @@ class Index:
             raise IndexStateError(f"no index in {folder}: build one with: qa index --index {folder}")
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-            gen = manifest["generation"]
-            vectors = load_store(folder / f"vectors-{gen}.faiss", manifest.get("vector_store"))
-            with open(folder / f"chunks-{gen}.jsonl", encoding="utf-8") as fh:
+            base = int(manifest.get("base", manifest["generation"]))  # the full files; then deltas
+            vectors = load_store(folder / f"vectors-{base}.faiss", manifest.get("vector_store"))
+            with open(folder / f"chunks-{base}.jsonl", encoding="utf-8") as fh:
                 chunks = dict(_chunk_from_json(line) for line in fh if line.strip())
-            keywords = KeywordIndex.load(folder / f"keywords-{gen}")
-            studies_dir = folder / f"studies-{gen}"
+            keywords = KeywordIndex.load(folder / f"keywords-{base}")
+            studies_dir = folder / f"studies-{base}"
             study_keywords = KeywordIndex.load(studies_dir) if studies_dir.exists() else None
+            index = cls(folder, manifest, chunks, vectors, keywords, study_keywords)
+            if study_keywords is None:  # written before whole-summary BM25 existed: cheap to derive
+                index.study_keywords = build_study_keywords(index)
+            index.sentences = sentences.load(folder, base, index)
+            if manifest.get("deltas"):
+                _apply_deltas(index, [int(g) for g in manifest["deltas"]])
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexStateError) as exc:
             raise IndexStateError(
                 f"the index in {folder} is damaged ({type(exc).__name__}: {exc}); {rebuild}"
             ) from None
-        if manifest.get("format") != FORMAT or vectors.ntotal != len(chunks):
+        if manifest.get("format") != FORMAT or index.vectors.ntotal != len(index.chunks):
             raise IndexStateError(f"the index in {folder} is inconsistent or too old; {rebuild}")
-        index = cls(folder, manifest, chunks, vectors, keywords, study_keywords)
-        if study_keywords is None:  # written before whole-summary BM25 existed: cheap to derive
-            index.study_keywords = build_study_keywords(index)
-        index.sentences = sentences.load(folder, gen, index)
         return index
 
     def check_model(self, embedder: Embedder) -> None:
@@ -217,7 +248,10 @@ class Index:
         manifest = {
             **self.manifest,
             "generation": gen,
+            "base": gen,
+            "deltas": [],
             "previous_generation": live,
+            "previous_files": sorted(_live_files(self.folder)),
             "updated_at": _now(),
             "vector_store": self.vectors.describe(),
         }
@@ -240,9 +274,160 @@ class Index:
             needed = len(vectors) + 2 * len(chunks)  # keyword files are smaller than the chunks
             raise _write_error(self.folder, exc, needed) from None
         self.manifest = manifest
-        # The previous live generation stays for a reader that has just read the old manifest;
-        # everything else goes (older ones, and any a crash left that never went live).
-        _remove_generations(self.folder, keep={gen, live})
+        # The previous live generation (and its deltas) stays for a reader that has just read the
+        # old manifest; everything else goes (older ones, and any a crash left that never went live).
+        _remove_generations(self.folder, keep={gen, *manifest["previous_files"]})
+
+    def save_delta(self, removed: list[int], added: list[tuple[int, Chunk]], sentence_rows: tuple) -> None:
+        """Write what this update changed as a delta on the live generation, then switch the manifest.
+
+        `removed`: chunk ids gone; `added`: new chunks (their vectors are in `self.vectors`);
+        `sentence_rows`: (sentence count per added chunk, float16 rows). Base files are not touched.
+        Like `save`, a failed write removes what it wrote and leaves the previous index live.
+        """
+        before = self.manifest  # the live manifest this index was forked from (under the writer lock)
+        live = int(before["generation"])
+        on_disk = [int(m.group(1)) for p in self.folder.iterdir() if (m := _GENERATION.match(p.name))]
+        gen = max([live, *on_disk]) + 1
+        manifest = {
+            **before,
+            "generation": gen,
+            "base": int(before.get("base", live)),
+            "deltas": [*before.get("deltas", []), gen],
+            "previous_generation": live,
+            "previous_files": sorted(_files_of(before)),
+            "updated_at": _now(),
+        }
+        counts, rows = sentence_rows
+        header = {"removed": removed, "sentences": [int(c) for c in counts]}
+        lines = [json.dumps(header)] + [_chunk_to_json(cid, chunk) for cid, chunk in added]
+        vectors = (
+            self.vectors.get([cid for cid, _ in added])
+            if added
+            else np.zeros((0, self.manifest["dimension"]))
+        )
+        files = {
+            f"delta-{gen}.vectors.npy": sentences.npy_bytes(vectors.astype(np.float32)),
+            f"delta-{gen}.sentences.npy": sentences.npy_bytes(rows),
+            # The chunks file last: it is what a reader opens first.
+            f"delta-{gen}.jsonl": ("\n".join(lines) + "\n").encode(),
+        }
+        written: list[Path] = []
+        try:
+            for name, data in files.items():
+                written.append(self.folder / name)
+                _write_file(self.folder / name, data)
+            _write_manifest(self.folder, manifest, written)
+        except OSError as exc:
+            for path in written:
+                _remove(path)
+            raise _write_error(self.folder, exc, sum(map(len, files.values()))) from None
+        self.manifest = manifest
+        _remove_generations(self.folder, keep=_files_of(manifest) | set(manifest["previous_files"]))
+
+
+def _files_of(manifest: dict) -> set[int]:
+    """The generations whose files a manifest reads: its base and its deltas."""
+    gen = int(manifest["generation"])
+    return {int(manifest.get("base", gen)), *(int(g) for g in manifest.get("deltas", []))}
+
+
+def _live_files(folder: Path) -> set[int]:
+    """The generations the live manifest reads (empty when there is no readable manifest)."""
+    try:
+        return _files_of(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _read_delta(folder: Path, gen: int) -> tuple[dict, list[tuple[int, Chunk]], np.ndarray, np.ndarray]:
+    """(header, added chunks, their vectors, their sentence rows) of one delta."""
+    with open(folder / f"delta-{gen}.jsonl", encoding="utf-8") as fh:
+        header = json.loads(fh.readline())
+        added = [_chunk_from_json(line) for line in fh if line.strip()]
+    vectors = np.load(folder / f"delta-{gen}.vectors.npy")
+    rows = np.load(folder / f"delta-{gen}.sentences.npy")
+    if len(vectors) != len(added):
+        raise ValueError(f"delta-{gen}: {len(added)} passages but {len(vectors)} vectors")
+    return header, added, vectors, rows
+
+
+def _apply_deltas(index: Index, deltas: list[int]) -> None:
+    """Replay the deltas on a freshly loaded base (copy-on-write layers over it)."""
+    index.vectors = LayeredStore(index.vectors)
+    index.keywords = LayeredKeywords(index.keywords)
+    index.study_keywords = LayeredKeywords(index.study_keywords)
+    for gen in deltas:
+        header, added, vectors, rows = _read_delta(index.folder, gen)
+        _apply_change(index, [int(i) for i in header["removed"]], added, vectors)
+        sentences.store_rows(index, [c.text for _, c in added], header["sentences"], rows)
+
+
+def _apply_change(
+    index: Index, removed: list[int], added: list[tuple[int, Chunk]], vectors: np.ndarray
+) -> list[tuple[int, Chunk]]:
+    """Remove chunk ids and add chunks (with their vectors) in every layer of a layered index.
+
+    Returns the removed (id, chunk) pairs.
+    """
+    gone = [(cid, index.chunks.pop(cid)) for cid in removed if cid in index.chunks]
+    index.vectors.remove(removed)
+    index.vectors.add([cid for cid, _ in added], vectors)
+    index.chunks.update(added)
+    _apply_keywords(index, gone, added)
+    return gone
+
+
+def follow_index(folder: Path, current: Index) -> Index:
+    """The index now live in `folder`, for a reader holding `current` (loaded from `folder` before).
+
+    When the writer only added deltas on `current`'s base, only those are read and applied
+    to a copy of `current` (which is not changed), so following an update costs what changed;
+    otherwise the index is loaded whole.
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        known = [int(g) for g in current.manifest.get("deltas", [])]
+        deltas = [int(g) for g in manifest.get("deltas", [])]
+        same_base = _files_of(manifest) >= _files_of(current.manifest) and deltas[: len(known)] == known
+    except (OSError, ValueError, KeyError, TypeError):
+        return Index.load(folder)  # says what is wrong
+    if not same_base or manifest.get("format") != FORMAT:
+        return Index.load(folder)
+    index = current.fork(manifest)
+    removed: list[tuple[int, Chunk]] = []
+    added: list[tuple[int, Chunk]] = []
+    try:
+        for gen in deltas[len(known) :]:
+            header, chunks, vectors, rows = _read_delta(folder, gen)
+            removed += _apply_change(index, [int(i) for i in header["removed"]], chunks, vectors)
+            sentences.store_rows(index, [c.text for _, c in chunks], header["sentences"], rows)
+            added += chunks
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexStateError(f"the index in {folder} is damaged ({type(exc).__name__}: {exc})") from None
+    if index.vectors.ntotal != len(index.chunks):
+        return Index.load(folder)
+    new = {cid for cid, _ in added}
+    index.changes = (
+        [(cid, c) for cid, c in removed if cid not in new],
+        [(cid, c) for cid, c in added if cid in index.chunks],
+    )
+    return index
+
+
+def _apply_keywords(index: Index, gone: list[tuple[int, Chunk]], added: list[tuple[int, Chunk]]) -> None:
+    """Unindex the `gone` passages and index the `added` ones in both layered keyword indexes."""
+    index.keywords.remove([cid for cid, _ in gone], [c.embed_text for _, c in gone])
+    by_doc: dict[str, list[Chunk]] = {}
+    for _, chunk in sorted(gone, key=lambda item: item[0]):
+        by_doc.setdefault(chunk.doc_id, []).append(chunk)
+    index.study_keywords.remove(list(by_doc), [study_text(chunks) for chunks in by_doc.values()])
+    index.keywords.add([cid for cid, _ in added], [c.embed_text for _, c in added])
+    # An added or changed summary comes with all its passages, in id (reading) order.
+    new_docs: dict[str, list[Chunk]] = {}
+    for _, chunk in sorted(added, key=lambda item: item[0]):
+        new_docs.setdefault(chunk.doc_id, []).append(chunk)
+    index.study_keywords.add(list(new_docs), [study_text(chunks) for chunks in new_docs.values()])
 
 
 def _write_manifest(folder: Path, manifest: dict, written: list[Path]) -> None:
@@ -299,17 +484,18 @@ def _live_generation(folder: Path) -> int | None:
         return None
 
 
-def _remove_generations(folder: Path, keep: set[int | None]) -> None:
+def _remove_generations(folder: Path, keep: set[int | None] | set[int]) -> None:
     for path in folder.iterdir():
         match = _GENERATION.match(path.name)
         if match and int(match.group(1)) not in keep:
             _remove(path)
 
 
-def clean_leftovers(folder: Path) -> None:
+def clean_leftovers(folder: Path, manifest: dict | None = None) -> None:
     """Remove what a crash left: manifest temp files and generations the manifest does not name.
 
     Only a writer calls this (under the writer lock), so no save is under way meanwhile.
+    `manifest`: the live manifest when the caller has just read it (it is 10 MB at 30k summaries).
     """
     if not folder.is_dir():
         return
@@ -317,7 +503,8 @@ def clean_leftovers(folder: Path) -> None:
         if _TEMP.match(path.name):
             _remove(path)
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if not manifest:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         live = int(manifest["generation"])
     except FileNotFoundError:
         _remove_generations(folder, keep=set())  # a first build that crashed: nothing went live
@@ -325,7 +512,8 @@ def clean_leftovers(folder: Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return  # a damaged manifest: leave the files for whoever inspects or rebuilds it
     # Manifests written before "previous_generation" existed kept the one below the live one.
-    _remove_generations(folder, keep={live, manifest.get("previous_generation", live - 1)})
+    previous = manifest.get("previous_files", [manifest.get("previous_generation", live - 1)])
+    _remove_generations(folder, keep=_files_of(manifest) | set(previous))
 
 
 def recorded_docs(index_dir: Path) -> Path | None:
@@ -374,14 +562,15 @@ def resolve_docs(
     return docs
 
 
+def study_text(chunks: list[Chunk]) -> str:
+    """What whole-summary BM25 indexes for one document: its title and every passage."""
+    return "\n".join([chunks[0].citation.title if chunks else "", *(c.text for c in chunks)])
+
+
 def build_study_keywords(index: Index) -> KeywordIndex:
     """BM25 over whole summaries (title and every passage), one row per document id."""
     doc_ids = sorted(index.documents)
-    texts = []
-    for doc_id in doc_ids:
-        chunks = index.chunks_of(doc_id)
-        texts.append("\n".join([chunks[0].citation.title if chunks else "", *(c.text for c in chunks)]))
-    return KeywordIndex.build(doc_ids, texts)
+    return KeywordIndex.build(doc_ids, [study_text(index.chunks_of(d)) for d in doc_ids])
 
 
 def _check_folder(folder: Path) -> None:
@@ -512,32 +701,43 @@ def update_folder(
     switch_docs: bool = False,
     progress: Progress | None = None,
     current: Index | None = None,
+    compact: bool = False,
 ) -> tuple[Index, UpdateReport]:
     """Read the summaries in `docs` and update the index in `folder`, reading only what changed.
 
     Files whose size and modification time match the manifest are not opened; files whose
     bytes hash the same are not parsed; only changed and added summaries are parsed and embedded.
     Skipped files are in `report.problems`. `current`, the index the caller has loaded from
-    `folder`, is returned as it is when nothing changed, so no change costs no index load.
+    `folder`, is returned as it is when nothing changed, so no change costs no index load, and
+    is updated in memory (a copy) when it is still the live one, so its base is not read again.
+    A small change is written as a delta; `compact` folds the deltas into a whole new generation.
     """
     with _writer_lock(folder):
-        clean_leftovers(folder)
         manifest: dict = {}
         if not rebuild:
             try:
                 manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 manifest = {}  # no or a damaged manifest: read everything
+        clean_leftovers(folder, manifest if isinstance(manifest, dict) else None)
         known = manifest.get("documents") if isinstance(manifest, dict) else None
         loaded = load_folder(docs, known=known if isinstance(known, dict) else {})
-        if current is not None and not rebuild and _nothing_to_do(current, manifest, loaded, embedder):
+        pending = compact and bool(manifest.get("deltas")) if isinstance(manifest, dict) else False
+        if (
+            current is not None
+            and not rebuild
+            and not pending
+            and _nothing_to_do(current, manifest, loaded, embedder)
+        ):
             report = UpdateReport(unchanged=len(loaded.unchanged), files_read=loaded.read)
             if _refresh_stats(manifest["documents"], loaded):
                 manifest["updated_at"] = _now()
                 _write_manifest_quietly(folder, manifest)
             current.manifest = manifest  # the same generation; only stats may differ
             return current, report
-        return _update(folder, loaded, embedder, rebuild, switch_docs or rebuild, progress)
+        return _update(
+            folder, loaded, embedder, rebuild, switch_docs or rebuild, progress, current, manifest, compact
+        )
 
 
 def _nothing_to_do(current: Index, manifest: dict, loaded: LoadResult, embedder: Embedder) -> bool:
@@ -589,12 +789,22 @@ def _update(
     rebuild: bool,
     switch: bool,
     progress: Progress | None,
+    live: Index | None = None,
+    live_manifest: dict | None = None,
+    compact: bool = False,
 ) -> tuple[Index, UpdateReport]:
+    """The update itself, under the writer lock. `live`: the caller's loaded index, used instead of
+    reading the base from disk when `live_manifest` (just read from disk) says it is still live."""
     report = UpdateReport()
     index: Index | None = None
     if not rebuild and (folder / MANIFEST).exists():
         try:
-            index = Index.load(folder)
+            if live is not None and live_manifest and _same_generation(live.manifest, live_manifest):
+                index = live.fork(live_manifest)
+            else:
+                loaded_index = Index.load(folder)
+                index = loaded_index.fork(loaded_index.manifest)
+                index.parent = None  # not an index any searcher uses
             report.rebuilt_reason = _compatible(index, embedder)
         except IndexStateError as exc:
             report.rebuilt_reason = str(exc)
@@ -639,11 +849,11 @@ def _update(
         else:
             report.removed.append(doc_id)
 
-    for doc_id in report.removed + report.changed:
-        ids = known.pop(doc_id)["chunks"]
-        index.vectors.remove(ids)
-        for cid in ids:
-            index.chunks.pop(cid, None)
+    removed_ids = [cid for doc_id in report.removed + report.changed for cid in known.pop(doc_id)["chunks"]]
+    removed_chunks = [(cid, index.chunks[cid]) for cid in removed_ids if cid in index.chunks]
+    index.vectors.remove(removed_ids)
+    for cid in removed_ids:
+        index.chunks.pop(cid, None)
 
     new_chunks: list[tuple[int, Chunk]] = []
     next_id = index.manifest["next_id"]
@@ -677,7 +887,13 @@ def _update(
     moved = docs != index.manifest.get("docs")
     if docs:
         index.manifest["docs"] = docs
-    if report.touched or moved or not (folder / MANIFEST).exists():
+    fold = compact and bool(index.manifest.get("deltas"))
+    if (report.touched or moved) and not compact and _fits_delta(index, report, previous):
+        # Only what changed is written; the base files stay as they are.
+        _save_delta(index, embedder, removed_ids, removed_chunks, new_chunks)
+    elif report.touched or moved or fold or not (folder / MANIFEST).exists():
+        # A whole generation: a first build, a rebuild, or the deltas grew past their share.
+        index.vectors = flatten(index.vectors)
         ordered = sorted(index.chunks)
         index.keywords = KeywordIndex.build(ordered, [index.chunks[i].embed_text for i in ordered])
         # Whole summaries too: a study about a topic uses its words in every section, and
@@ -710,6 +926,49 @@ def _update(
             index.manifest = {**index.manifest, "updated_at": _now()}
             _write_manifest_quietly(folder, index.manifest)
     return index, report
+
+
+def _same_generation(manifest: dict, live_manifest: dict) -> bool:
+    return isinstance(live_manifest, dict) and manifest.get("generation") == live_manifest.get("generation")
+
+
+def _fits_delta(index: Index, report: UpdateReport, previous: Index | None) -> bool:
+    """Whether this update can be written as a delta on the live generation (else: a whole one)."""
+    vectors, keywords, studies = index.vectors, index.keywords, index.study_keywords
+    if report.rebuilt_reason or previous is not None or not isinstance(vectors, LayeredStore):
+        return False
+    if not all(isinstance(k, LayeredKeywords) and k.supports_delta for k in (keywords, studies)):
+        return False  # a base written before its keyword statistics were recorded
+    if len(index.manifest.get("deltas", [])) >= MAX_DELTAS:
+        return False
+    # What a compaction would fold in, against the base's size.
+    return vectors.changed <= COMPACT_SHARE * max(1, vectors.base.ntotal)
+
+
+def _save_delta(
+    index: Index,
+    embedder: Embedder,
+    removed_ids: list[int],
+    removed: list[tuple[int, Chunk]],
+    added: list[tuple[int, Chunk]],
+) -> None:
+    """Update the keyword layers and sentence vectors for what changed, then write it as a delta."""
+    _apply_keywords(index, removed, added)
+    kept = _PENDING_SENTENCES.get(embedder.name, {})
+    if kept and index.sentences is not None and index.sentences.model == embedder.name:
+        for text, vectors in kept.items():  # sentence vectors a failed save embedded
+            index.sentences.stored.setdefault(text, vectors)
+    rows = sentences.add_rows(index, embedder, [c.text for _, c in added])
+    index.changes = (removed, added)
+    try:
+        index.save_delta(removed_ids, added, rows)
+    except IndexStateError:
+        for cid, chunk in added:  # the retry from this process embeds none of it again
+            _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.get([cid])[0]
+        _PENDING_SENTENCES[embedder.name] = {c.text: index.sentences.stored[c.text] for _, c in added}
+        raise
+    _PENDING.clear()
+    _PENDING_SENTENCES.clear()
 
 
 def _embed(

@@ -37,9 +37,12 @@ def _stem(words: tuple[str, ...]) -> list[str]:
 class KeywordIndex:
     """A bm25s index whose rows are identified by the vector index's chunk ids."""
 
-    def __init__(self, model: bm25s.BM25, ids: list) -> None:
+    def __init__(self, model: bm25s.BM25, ids: list, avgdl: float | None = None) -> None:
         self.model = model
         self.ids = ids
+        #: Mean tokens per row, which bm25s uses but does not keep: rows added later
+        #: (qa/segments.py) are scored with it. None for an index saved before it was recorded.
+        self.avgdl = avgdl
         self.vocab: dict[str, int] = model.vocab_dict or {}
         # Document frequency per term: how many chunks contain it, for "is this word known?"
         self._df = np.diff(model.scores["indptr"]) if ids else np.zeros(0, dtype=np.int64)
@@ -48,8 +51,14 @@ class KeywordIndex:
     def build(cls, ids: list, texts: list[str]) -> KeywordIndex:
         """Index `texts`, one row per id (chunk ids, or doc ids for whole summaries)."""
         model = bm25s.BM25()
-        model.index([tokenize(t) or [""] for t in texts] or [[""]], show_progress=False)
-        return cls(model, list(ids))
+        tokens = [tokenize(t) or [""] for t in texts] or [[""]]
+        model.index(tokens, show_progress=False)
+        return cls(model, list(ids), sum(map(len, tokens)) / len(tokens))
+
+    @property
+    def num_rows(self) -> int:
+        """Rows bm25s counts in its statistics (N of the idf)."""
+        return int(self.model.scores["num_docs"])
 
     def doc_freq(self, token: str) -> int:
         """Number of chunks that contain the (already tokenised) term."""
@@ -64,11 +73,7 @@ class KeywordIndex:
         """
         if not hasattr(self, "_sorted"):
             self._sorted = sorted(self.vocab)
-        head = word.lower()[: max(prefix, len(word) - 3)]
-        if len(head) < prefix:
-            return False
-        at = bisect.bisect_left(self._sorted, head)
-        return at < len(self._sorted) and self._sorted[at].startswith(head)
+        return has_prefix(self._sorted, word, prefix)
 
     def search(self, query: str, k: int) -> list[tuple]:
         """Top `k` (id, BM25 score) for a query; empty if no query word is indexed."""
@@ -84,10 +89,23 @@ class KeywordIndex:
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save(str(folder), show_progress=False)
         (folder / "ids.json").write_text(json.dumps(self.ids))
+        if self.avgdl is not None:
+            (folder / "stats.json").write_text(json.dumps({"avgdl": self.avgdl}))
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:
         """Read an index written by `save`."""
         model = bm25s.BM25.load(str(folder), show_progress=False)
         ids = json.loads((folder / "ids.json").read_text())
-        return cls(model, ids)
+        stats = folder / "stats.json"
+        avgdl = json.loads(stats.read_text()).get("avgdl") if stats.exists() else None
+        return cls(model, ids, avgdl)
+
+
+def has_prefix(terms: list[str], word: str, prefix: int = 6) -> bool:
+    """Whether a term of the sorted `terms` starts with `word`'s first letters (all but its last three)."""
+    head = word.lower()[: max(prefix, len(word) - 3)]
+    if len(head) < prefix:
+        return False
+    at = bisect.bisect_left(terms, head)
+    return at < len(terms) and terms[at].startswith(head)

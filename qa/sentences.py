@@ -48,6 +48,10 @@ class SentenceVectors:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    def fork(self) -> SentenceVectors:
+        """A copy whose additions the original never sees (the vectors themselves are shared)."""
+        return SentenceVectors(self.model, dict(self.stored))
+
     def get(self, text: str) -> np.ndarray | None:
         """The sentence vectors of a passage, if stored or cached."""
         found = self.stored.get(text)
@@ -120,6 +124,39 @@ def refresh(index: Index, embedder: Embedder) -> None:
     index.sentence_rows = (ids, vectors)
 
 
+def add_rows(index: Index, embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence vectors of new passages, stored in `index.sentences`: (sentence count per passage, float16 rows).
+
+    What a delta (qa/segments.py) writes instead of every passage's rows.
+    """
+    if index.sentences is None or index.sentences.model != embedder.name:
+        index.sentences = SentenceVectors(embedder.name)
+    vectors = [np.asarray(v, dtype=np.float16) for v in index.sentences.lookup(texts, embedder)]
+    for text, rows in zip(texts, vectors):
+        index.sentences.stored[text] = rows
+    counts = np.asarray([len(v) for v in vectors], dtype=np.int64)
+    if not vectors:
+        return counts, np.zeros((0, embedder.dimension), dtype=np.float16)
+    return counts, np.concatenate(vectors)
+
+
+def store_rows(index: Index, texts: list[str], counts: list[int], vectors: np.ndarray) -> None:
+    """Put rows read from a delta into `index.sentences` (the inverse of `add_rows`)."""
+    if index.sentences is None:
+        index.sentences = SentenceVectors(index.model)
+    if int(sum(counts)) != len(vectors):
+        return  # damaged: those passages' sentences are embedded on first use instead
+    at = 0
+    for text, count in zip(texts, counts):
+        index.sentences.stored[text] = vectors[at : at + count]
+        at += count
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """`array` as the bytes of a .npy file."""
+    return _npy_bytes(array)
+
+
 def _from_rows(index: Index, model: str, ids: np.ndarray, vectors: np.ndarray) -> SentenceVectors:
     stored, at = {}, 0
     for cid, count in ids.tolist():
@@ -140,7 +177,7 @@ def write(folder: Path, generation: int, index: Index, write_file, written: list
 
 def backfill(index: Index, embedder: Embedder, write_file) -> None:
     """Add the sentence file to a live generation written before they existed (no other change)."""
-    gen = index.manifest.get("generation")
+    gen = index.manifest.get("base", index.manifest.get("generation"))
     if gen is None or index.sentences is None or index.sentences.stored or not index.chunks:
         return
     refresh(index, embedder)

@@ -14,7 +14,7 @@ from qa.documents import SUFFIXES, Citation, Document, load_document, safe_text
 from qa.embedding import Embedder, get_embedder
 from qa.errors import DocumentError, QAError
 from qa.highlight import Highlights, highlight_answer
-from qa.index import MANIFEST, Index, Progress, UpdateReport, update_folder
+from qa.index import MANIFEST, Index, Progress, UpdateReport, follow_index, update_folder
 from qa.light import query_embedder
 from qa.render import source_html, text_html
 from qa.search import Answer, Filters, Searcher, SearchSettings
@@ -44,7 +44,14 @@ class Service:
         return self.searcher.search(question, k=k, filters=filters)
 
     def make_searcher(self, index: Index) -> Searcher:
-        """A searcher over `index` with this service's settings, warmed so its first question is fast."""
+        """A searcher over `index` with this service's settings, warmed so its first question is fast.
+
+        When `index` is the current one updated in this process, the vocabulary and the
+        multilingual stage follow the change instead of being learned again from every passage.
+        """
+        old = self.searcher
+        if old is not None and index.parent is old.index and index.changes is not None:
+            return _updated_searcher(old, index, self.embedder, self.settings)
         searcher = open_searcher(index, self.embedder, self.settings)
         searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
         return searcher
@@ -73,7 +80,8 @@ class Service:
         try:
             for attempt in range(5):
                 try:
-                    index = Index.load(self.index_dir)
+                    # Only the deltas written since, when the writer added nothing else.
+                    index = follow_index(self.index_dir, self.searcher.index)
                     break
                 except QAError:  # the writer removed a generation between manifest and files
                     if attempt == 4:
@@ -124,13 +132,17 @@ class Service:
             parts = [(ch.section, ch.text) for ch in chunks]
         return source_html(doc, parts)
 
-    def rebuild(self, progress=None) -> UpdateReport:
-        """Re-read the summaries, update the index, and swap it in without a restart."""
+    def rebuild(self, progress=None, compact: bool = False) -> UpdateReport:
+        """Re-read the summaries, update the index, and swap it in without a restart.
+
+        A small change is written as a delta and the searcher follows it without relearning
+        the corpus; `compact` folds the deltas into a whole new generation.
+        """
         with self.lock:
             # Only changed summaries are read (size and modification time first, then the hash).
             current = self.searcher.index if self.searcher is not None else None
             index, report = update_folder(
-                self.index_dir, self.docs, self.embedder, progress=progress, current=current
+                self.index_dir, self.docs, self.embedder, progress=progress, current=current, compact=compact
             )
             self.problems = [*report.problems, *(f"refused {r}" for r in report.refused)]
             self._seen = self._manifest_key()  # this process wrote it: no reload needed
@@ -202,6 +214,45 @@ def open_searcher(index: Index, embedder: Embedder, settings: SearchSettings | N
 
         searcher.retrievers["multilingual"] = open_stage(index.folder, index.chunks)
     return searcher
+
+
+def _updated_searcher(old: Searcher, index: Index, embedder: Embedder, settings: SearchSettings) -> Searcher:
+    """A searcher over `index`, an update of `old.index`: its vocabulary and stages updated by the change.
+
+    `old` keeps answering meanwhile and is never modified.
+    """
+    removed, added = index.changes or ([], [])
+
+    def texts(pairs: list) -> list[str]:
+        return [f"{c.citation.title}\n{c.text}" for _, c in pairs]  # as Searcher.vocabulary reads them
+
+    vocabulary = old.vocabulary.updated(texts(removed), texts(added))
+    searcher = Searcher(index, embedder, settings, reranker=old.reranker, vocabulary=vocabulary)
+    stage = old.retrievers.get("multilingual")
+    if settings.multilingual and stage is not None:
+        searcher.retrievers["multilingual"] = _updated_stage(stage, index, removed, added)
+    elif settings.multilingual:
+        from qa.multilingual import open_stage
+
+        searcher.retrievers["multilingual"] = open_stage(index.folder, index.chunks)
+    return searcher
+
+
+def _updated_stage(stage, index: Index, removed: list, added: list):  # noqa: ANN001, ANN202
+    """A copy of the multilingual stage with the changed passages re-embedded, saved beside the index."""
+    import faiss
+
+    from qa.multilingual import MultilingualRetriever, MultilingualStage, chosen_texts
+    from qa.vectorstore import ExactStore
+
+    old = stage.retriever
+    retriever = MultilingualRetriever(model=old.model)
+    retriever._lock = old._lock  # one engine, shared: one call at a time across both
+    retriever.store = ExactStore(old.dimension, faiss.clone_index(old.store.faiss_index))
+    retriever.remove([cid for cid, _ in removed])
+    if retriever.add(chosen_texts(dict(added))) or removed:
+        retriever.save(index.folder)
+    return MultilingualStage(retriever)
 
 
 def make_service(

@@ -67,6 +67,15 @@ def _long_form(short: str, words: list[str]) -> str:
 
 def find_acronyms(texts: Iterable[str]) -> dict[str, str]:
     """Short form → its most frequent long form, from "long form (SF)" in the texts."""
+    return _most_common(count_acronyms(texts))
+
+
+def _most_common(seen: dict[str, Counter]) -> dict[str, str]:
+    return {short: forms.most_common(1)[0][0] for short, forms in seen.items() if +forms}
+
+
+def count_acronyms(texts: Iterable[str]) -> dict[str, Counter]:
+    """Short form → how often each long form was written before it in the texts."""
     seen: dict[str, Counter] = {}
     for text in texts:
         for match in _PAREN.finditer(text):
@@ -77,7 +86,7 @@ def find_acronyms(texts: Iterable[str]) -> dict[str, str]:
             long = _long_form(short, before)
             if long:
                 seen.setdefault(short, Counter())[long.lower()] += 1
-    return {short: forms.most_common(1)[0][0] for short, forms in seen.items()}
+    return seen
 
 
 @lru_cache(maxsize=1)
@@ -93,26 +102,71 @@ def english_counts() -> dict[str, int]:
     return counts
 
 
+@dataclass(frozen=True)
+class _Suggestion:
+    distance: int
+    count: int
+    term: str
+
+
+def _spell_dictionary(words: Counter):  # noqa: ANN202 - symspellpy has no type hints
+    """A symspellpy dictionary of the corpus words worth correcting towards."""
+    from symspellpy import SymSpell
+
+    spell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+    for word, count in words.items():
+        if len(word) >= 3 and word.isalpha():
+            spell.create_dictionary_entry(word, count)
+    return spell
+
+
 class Vocabulary:
     """The words and acronyms of an indexed collection; reads a question against them."""
 
-    def __init__(self, words: Counter, acronyms: dict[str, str]) -> None:
-        from symspellpy import SymSpell
-
+    def __init__(
+        self,
+        words: Counter,
+        acronyms: dict[str, str],
+        seen: dict[str, Counter] | None = None,
+        spells: list | None = None,
+    ) -> None:
         self.words = words
         self.acronyms = acronyms
+        self._seen = seen  # acronym counts, so an update can recount them (`updated`)
         self._lower_acronyms = {a.lower(): a for a in acronyms}
-        self._spell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
-        for word, count in words.items():
-            if len(word) >= 3 and word.isalpha():
-                self._spell.create_dictionary_entry(word, count)
+        # Spelling dictionaries: the first over the words learned at once, then one small one of
+        # words added by updates since (building the first takes seconds at 200k passages).
+        self._spells = spells if spells is not None else [_spell_dictionary(words)]
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> Vocabulary:
         """Learn words and acronyms from the texts of a collection."""
         texts = list(texts)
         words = Counter(w.lower() for t in texts for w in _WORD.findall(t))
-        return cls(words, find_acronyms(texts))
+        seen = count_acronyms(texts)
+        return cls(words, _most_common(seen), seen)
+
+    def updated(self, removed: Iterable[str], added: Iterable[str]) -> Vocabulary:
+        """A new vocabulary for the collection with `removed` texts gone and `added` ones in.
+
+        Costs what changed (this one is not modified, so searches using it go on meanwhile).
+        Words no text uses any more are forgotten; new words go to a small second dictionary.
+        """
+        removed, added = list(removed), list(added)
+        words = self.words.copy()
+        words.subtract(w.lower() for t in removed for w in _WORD.findall(t))
+        words.update(w.lower() for t in added for w in _WORD.findall(t))
+        words = +words  # drop words no longer used
+        seen = dict(self._seen) if self._seen is not None else count_acronyms([])
+        for sign, texts in ((-1, removed), (1, added)):
+            for short, forms in count_acronyms(texts).items():
+                counts = seen.get(short, Counter()).copy()
+                counts.update({form: sign * n for form, n in forms.items()})
+                seen[short] = +counts
+        acronyms = _most_common(seen) if self._seen is not None else self.acronyms
+        base = self._spells[0]
+        new = Counter({w: c for w, c in words.items() if w not in base.words})
+        return Vocabulary(words, acronyms, seen, [base, _spell_dictionary(new)])
 
     def knows(self, word: str) -> bool:
         """Whether the collection uses this word (any case), or knows it as an acronym."""
@@ -139,10 +193,16 @@ class Vocabulary:
             return word
         english = english_counts().get(lower, 0)
         distance = 1 if len(word) <= 4 else 2
-        found = self._spell.lookup(lower, Verbosity.CLOSEST, max_edit_distance=distance)
+        found = [
+            (s.distance, self.words[s.term], s.term)
+            for spell in self._spells
+            for s in spell.lookup(lower, Verbosity.CLOSEST, max_edit_distance=distance)
+            if self.words.get(s.term, 0) > 0  # a word an update removed is no suggestion
+        ]
         if not found:
             return word
-        best = max(found, key=lambda s: (-s.distance, s.count))
+        closest = min(d for d, _, _ in found)
+        best = _Suggestion(*max((f for f in found if f[0] == closest), key=lambda f: f[1]))
         # An everyday English word the summaries do not use ("say") is kept; it is corrected
         # only when it holds the same letters as a word the summaries use often, two of them
         # swapped ("brian" → "brain"), the commonest slip in typing.
