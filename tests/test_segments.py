@@ -14,7 +14,7 @@ from qa.index import MANIFEST, Index, follow_index, update_folder
 from qa.keywords import KeywordIndex
 from qa.search import DenseRetriever, Searcher, SearchSettings
 from qa.segments import LayeredKeywords, LayeredStore, flatten
-from qa.vectorstore import ExactStore
+from qa.vectorstore import ExactStore, IVFStore
 from qa.vocabulary import Vocabulary
 from tests.conftest import CORPUS
 
@@ -74,6 +74,23 @@ def test_layered_store_searches_like_one_store_of_the_live_vectors():
     merged = flatten(layered)
     np.testing.assert_array_equal(merged.search(queries, 10)[1], truth.search(queries, 10)[1])
     assert before.ntotal == 150 and base.ntotal == 150  # the base and earlier forks never change
+
+
+def test_an_approximate_base_is_compacted_without_retraining():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    base = IVFStore(16, 8)
+    base.add(np.arange(2500), vectors[:2500])
+    layered = LayeredStore(base)
+    layered.remove(np.arange(100))
+    layered.add(np.arange(2500, 3000), vectors[2500:])
+    merged = flatten(layered)
+    assert isinstance(merged, IVFStore) and merged.trained_on == 2500 and merged.ntotal == 2900
+    with pytest.raises(KeyError):
+        merged.get([5])
+    queries = vectors[2600:2605]
+    np.testing.assert_array_equal(merged.search(queries, 5)[1], layered.search(queries, 5)[1])
 
 
 # --- the index on disk, with the real model ---------------------------------------------
@@ -253,3 +270,28 @@ def test_the_vocabulary_follows_an_update_without_relearning():
     assert updated.correct("tenapanr") == "tenapanor" and updated.correct("fatige") == "fatigue"
     assert vocabulary.correct("cognitve") == "cognitive"
     assert updated.correct("cognitve") == "cognitve"  # "cognitive" is gone with its summary
+
+
+def test_the_service_follows_a_delta_without_relearning(small_docs, tmp_path, embedder, monkeypatch):
+    from qa.multilingual import chosen_texts
+    from qa.service import Service
+
+    monkeypatch.setattr(qa.index, "COMPACT_SHARE", 1.0)
+    service = Service(small_docs, tmp_path / "idx", embedder, settings=SearchSettings(rerank="none"))
+    service.rebuild()
+    old = service.searcher
+    old_ids = set(old.retrievers["multilingual"].retriever.ids)
+    edited = sorted(small_docs.glob("*.md"))[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA line about tenapanor.\n", encoding="utf-8")
+
+    def relearn(*args, **kwargs):
+        raise AssertionError("the vocabulary was learned again from every passage")
+
+    monkeypatch.setattr(Vocabulary, "from_texts", relearn)
+    report = service.rebuild()
+    assert report.changed == [edited.name] and service.searcher is not old
+    assert service.searcher.vocabulary.knows("tenapanor") and not old.vocabulary.knows("tenapanor")
+    stage = service.searcher.retrievers["multilingual"].retriever
+    assert stage.ids == set(chosen_texts(service.searcher.index.chunks)) != old_ids
+    assert set(old.retrievers["multilingual"].retriever.ids) == old_ids  # the old searcher is untouched
+    assert service.ask("tenapanor").studies[0].doc_id == edited.name
