@@ -352,6 +352,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     for problem in service.problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
+    from qa.multilingual import detect_language
+
+    detect_language("warm-up")  # its model loads now (0.4 s), not in the first reader's wait
     index = service.searcher.index
     done = service.last_report.summary() if service.last_report else "served as it is (--no-update)"
     print(f"index: {len(index.documents)} summaries; {done}")
