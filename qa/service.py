@@ -51,9 +51,11 @@ class Service:
         """
         old = self.searcher
         if old is not None and index.parent is old.index and index.changes is not None:
-            return _updated_searcher(old, index, self.embedder, self.settings)
-        searcher = open_searcher(index, self.embedder, self.settings)
-        searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
+            searcher = _updated_searcher(old, index, self.embedder, self.settings)
+        else:
+            searcher = open_searcher(index, self.embedder, self.settings)
+            searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
+        index.parent, index.changes = None, None  # used; holding them would keep the old index alive
         return searcher
 
     def _manifest_key(self) -> tuple:
