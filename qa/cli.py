@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument("--rebuild", action="store_true", help="embed everything again from scratch")
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="fold the small updates (deltas) into one new generation; nothing is embedded again",
+    )
     _switch(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -234,6 +239,7 @@ def refresh_index(
     rebuild: bool = False,
     quiet: bool = False,
     switch: bool = False,
+    compact: bool = False,
 ):
     """Update the index from the summaries (only changed ones are read), report skipped files.
 
@@ -250,6 +256,7 @@ def refresh_index(
         rebuild=rebuild,
         switch_docs=switch,
         progress=None if quiet else _tqdm_progress(),
+        compact=compact,
     )
     for problem in report.problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
@@ -263,7 +270,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     docs = resolve_docs_arg(args)
     index, report, _ = refresh_index(
-        docs, args.index, args.model, rebuild=args.rebuild, quiet=args.quiet, switch=args.switch_docs
+        docs,
+        args.index,
+        args.model,
+        rebuild=args.rebuild,
+        quiet=args.quiet,
+        switch=args.switch_docs,
+        compact=args.compact,
     )
     if report.rebuilt_reason and report.rebuilt_reason != "asked to rebuild":
         print(f"note: rebuilt the whole index because {report.rebuilt_reason}", file=sys.stderr)

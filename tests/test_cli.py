@@ -84,3 +84,24 @@ def test_commands_without_docs_keep_to_the_folder_the_index_was_built_from(tmp_p
     assert main(["index", "--docs", str(SEEDS), "--index", str(index), "--rebuild", "--quiet"]) == 0
     manifest = json.loads((index / "manifest.json").read_text())
     assert manifest["docs"] == str(SEEDS.resolve()) and len(manifest["documents"]) == 1
+
+
+def test_index_writes_a_small_change_as_a_delta_and_compact_folds_it(tmp_path, capsys):
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    for path in sorted(CORPUS.glob("*.md"))[:40]:
+        shutil.copy(path, docs)
+    args = ["--docs", str(docs), "--index", str(index), "--quiet"]
+    assert main(["index", *args]) == 0
+    changed = sorted(docs.glob("*.md"))[3]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nA sentence about zorblatine.\n", "utf-8")
+    assert main(["index", *args]) == 0
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["deltas"], "one changed summary of forty should be written as a delta"
+    assert main(["index", *args, "--compact"]) == 0
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert not manifest.get("deltas") and manifest["base"] == manifest["generation"]
+    capsys.readouterr()
+    assert main(["ask", "zorblatine", "--index", str(index), "--local", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["studies"][0]["doc_id"] == changed.name
