@@ -157,6 +157,46 @@ def test_a_question_in_another_language_finds_its_english_summary(retriever, sma
     assert all(-1.0 <= s <= 1.0 for _, s in hits)
 
 
+ON_TOPIC = [
+    "Ist eine Operation unter Vollnarkose für Menschen mit ME/CFS riskant?",
+    "¿Qué papel desempeñan los mastocitos en la EM/SFC?",
+    "Qu'est-ce qui ne va pas dans le sommeil des personnes atteintes de COVID long ?",
+    "I pazienti con long COVID hanno piccoli coaguli di sangue?",
+]
+OFF_TOPIC = [  # not the questions MIN_MULTILINGUAL was set on
+    "¿Cómo se cura una uña encarnada del pie?",
+    "Welcher Dünger ist am besten für Tomaten im Garten?",
+    "Quelle est la meilleure crème solaire pour les enfants ?",
+    "Hoe vaak moet ik mijn auto laten onderhouden?",
+]
+
+
+def test_off_topic_questions_fall_below_the_multilingual_floor_and_on_topic_ones_do_not(retriever):
+    from qa.search import MIN_MULTILINGUAL, MIN_WORDS, judge_coverage
+
+    best = {q: retriever.search(q, 1)[0][1] for q in ON_TOPIC + OFF_TOPIC}
+    assert all(best[q] >= MIN_MULTILINGUAL for q in ON_TOPIC), best
+    assert all(best[q] < MIN_MULTILINGUAL for q in OFF_TOPIC), best
+    assert all(len(q.split()) >= MIN_WORDS for q in ON_TOPIC + OFF_TOPIC)
+    # The verdict on such a score, as the searcher asks for it.
+    study = _study_with_dense(best[OFF_TOPIC[0]])
+    covered, reason = judge_coverage([study], [], False, "hybrid", floor=MIN_MULTILINGUAL)
+    assert not covered and "nearest ones are about something else" in reason
+    assert judge_coverage(
+        [_study_with_dense(best[ON_TOPIC[0]])], [], False, "hybrid", floor=MIN_MULTILINGUAL
+    )[0]
+
+
+def _study_with_dense(score: float):
+    from qa.chunking import Chunk
+    from qa.documents import Citation
+    from qa.search import Passage, StudyHit
+
+    citation = Citation(label="A et al. (2025)", title="A study", year="2025")
+    chunk = Chunk("a.md#0", "a.md", "Summary", "Text.", "A study. Text.", citation)
+    return StudyHit(1, "a.md", citation, 1.0, (Passage(chunk, 1.0, dense=score),))
+
+
 def test_sync_embeds_only_what_changed_and_drops_what_went(small_chunks):
     retriever = MultilingualRetriever()
     retriever.sync(small_chunks)
