@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from qa.errors import IndexStateError
@@ -178,6 +179,13 @@ class MultilingualRetriever:
         self._lock = threading.Lock()
         self._query_cache = lru_cache(maxsize=256)(self._embed_query)
         self._hubness: dict[int, float] | None = None  # computed on first search after a change
+
+    def copy(self) -> MultilingualRetriever:
+        """A retriever with the same vectors to change apart; the engine (and its lock) is shared."""
+        twin = MultilingualRetriever(model=self.model)
+        twin._lock = self._lock  # one engine: one call at a time across both
+        twin.store = ExactStore(self.dimension, faiss.clone_index(self.store.faiss_index))
+        return twin
 
     @property
     def ids(self) -> set[int]:

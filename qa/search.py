@@ -460,6 +460,11 @@ def _join(words: list[str]) -> str:
 # --- the whole search -------------------------------------------------------------------
 
 
+def vocabulary_text(chunk: Chunk) -> str:
+    """What the vocabulary (acronyms, spelling) learns from a passage: its study's title and text."""
+    return f"{chunk.citation.title}\n{chunk.text}"
+
+
 class Searcher:
     """Answers questions from one loaded index, running the stages above in order."""
 
@@ -501,9 +506,7 @@ class Searcher:
     def vocabulary(self) -> Vocabulary:
         """The index's words and acronyms (learned once, on first use)."""
         if self._vocabulary is None:
-            self._vocabulary = Vocabulary.from_texts(
-                f"{c.citation.title}\n{c.text}" for c in self.index.chunks.values()
-            )
+            self._vocabulary = Vocabulary.from_texts(vocabulary_text(c) for c in self.index.chunks.values())
         return self._vocabulary
 
     def understand(self, question: str) -> Understood:

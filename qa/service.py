@@ -17,7 +17,7 @@ from qa.highlight import Highlights, highlight_answer
 from qa.index import MANIFEST, Index, Progress, UpdateReport, follow_index, update_folder
 from qa.light import query_embedder
 from qa.render import source_html, text_html
-from qa.search import Answer, Filters, Searcher, SearchSettings
+from qa.search import Answer, Filters, Searcher, SearchSettings, vocabulary_text
 
 
 @dataclass
@@ -224,33 +224,25 @@ def _updated_searcher(old: Searcher, index: Index, embedder: Embedder, settings:
     `old` keeps answering meanwhile and is never modified.
     """
     removed, added = index.changes or ([], [])
-
-    def texts(pairs: list) -> list[str]:
-        return [f"{c.citation.title}\n{c.text}" for _, c in pairs]  # as Searcher.vocabulary reads them
-
-    vocabulary = old.vocabulary.updated(texts(removed), texts(added))
+    vocabulary = old.vocabulary.updated(
+        [vocabulary_text(c) for _, c in removed], [vocabulary_text(c) for _, c in added]
+    )
     searcher = Searcher(index, embedder, settings, reranker=old.reranker, vocabulary=vocabulary)
-    stage = old.retrievers.get("multilingual")
-    if settings.multilingual and stage is not None:
-        searcher.retrievers["multilingual"] = _updated_stage(stage, index, removed, added)
-    elif settings.multilingual:
+    if settings.multilingual:
         from qa.multilingual import open_stage
 
-        searcher.retrievers["multilingual"] = open_stage(index.folder, index.chunks)
+        stage = old.retrievers.get("multilingual")
+        searcher.retrievers["multilingual"] = (
+            _updated_stage(stage, index, removed, added) if stage else open_stage(index.folder, index.chunks)
+        )
     return searcher
 
 
 def _updated_stage(stage, index: Index, removed: list, added: list):  # noqa: ANN001, ANN202
     """A copy of the multilingual stage with the changed passages re-embedded, saved beside the index."""
-    import faiss
+    from qa.multilingual import MultilingualStage, chosen_texts
 
-    from qa.multilingual import MultilingualRetriever, MultilingualStage, chosen_texts
-    from qa.vectorstore import ExactStore
-
-    old = stage.retriever
-    retriever = MultilingualRetriever(model=old.model)
-    retriever._lock = old._lock  # one engine, shared: one call at a time across both
-    retriever.store = ExactStore(old.dimension, faiss.clone_index(old.store.faiss_index))
+    retriever = stage.retriever.copy()
     retriever.remove([cid for cid, _ in removed])
     if retriever.add(chosen_texts(dict(added))) or removed:
         retriever.save(index.folder)
