@@ -12,6 +12,13 @@ if TYPE_CHECKING:  # annotations only: `qa ask` answered by a server must not im
 
 NOT_COVERED = "No summary seems to answer this question."
 CLOSEST = "Closest passages, which may not answer it:"
+
+
+def cut_note(part: str) -> str:
+    """What a reader is told when a long question was cut to the part the search read."""
+    return f"Your question is long, so only this part of it was searched: “{part}”"
+
+
 DISCLAIMER = (
     "These are plain-language research summaries, not medical advice. "
     "Talk to a clinician before changing any treatment."
@@ -39,6 +46,7 @@ def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict
         "settings": answer.settings,
         "reranked": answer.reranked,
         "rerank_skipped": answer.rerank_skipped,
+        "cut": answer.cut,
         "language": answer.language,
         "notice": notice(answer.language),
         "filters": asdict(answer.filters),
@@ -69,9 +77,9 @@ def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict
 
 def answer_to_text(answer: Answer, width: int = 100) -> str:
     """The answer as readable text for a terminal."""
-    lines = []
+    lines = [cut_note(answer.cut) + ".", ""] if getattr(answer, "cut", "") else []
     if not answer.studies:
-        return NOT_COVERED + (f" ({answer.reason})" if answer.reason else "")
+        return "\n".join(lines) + NOT_COVERED + (f" ({answer.reason})" if answer.reason else "")
     if not answer.covered:
         lines += [f"{NOT_COVERED} ({answer.reason})", CLOSEST, ""]
     for study in answer.studies:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 import re
 import tempfile
 import threading
@@ -14,11 +15,12 @@ from typing import Any
 
 import gradio as gr
 
-from qa.answer import DISCLAIMER, answer_to_dict
+from qa.answer import DISCLAIMER, answer_to_dict, cut_note
 from qa.citations import to_bibtex, to_ris, to_text
 from qa.config import CATEGORY_TAGS, DEFAULT_K
 from qa.errors import QAError
 from qa.followup import wants_study, with_context
+from qa.question import clean_text
 from qa.render import (
     answer_html,
     answer_text,
@@ -53,84 +55,21 @@ METHOD_SECTIONS = (
     "Trial Design & Procedure",
 )
 
-CSS = """
-.gradio-container { font-size: 17px; line-height: 1.55; max-width: 45rem !important; margin: 0 auto !important; }
-#qa-intro h1 { font-size: 1.5em; margin: 0.2em 0; }
-#qa-intro p { margin: 0.2em 0; }
-.qa-chat { font-size: 17px; line-height: 1.55; }
-.qa-turn { border-top: 2px solid var(--border-color-primary); padding: 0.6em 0 0.8em 0; }
-.qa-question { font-size: 1.15em; margin: 0.2em 0 0.4em 0; }
-.qa-you { font-weight: 400; opacity: 0.85; }
-.qa-note, .qa-meta, .qa-filters, .qa-also, .qa-disclaimer { font-size: 0.92em; }
-.qa-digest { background: var(--background-fill-secondary); border-left: 4px solid #2f6f3e;
-             padding: 0.4em 0.8em; margin: 0.4em 0 0.8em 0; }
-.qa-digest-h { font-size: 1em; margin: 0.2em 0; }
-.qa-digest ul { margin: 0.2em 0; padding-left: 1.1em; }
-.qa-digest li { margin: 0.3em 0; }
-.qa-study { border-top: 1px solid var(--border-color-primary); padding: 0.5em 0 0.3em 0; }
-.qa-cite { font-size: 1.02em; font-weight: 600; margin: 0.1em 0; }
-.qa-num { margin-right: 0.2em; }
-.qa-meta { margin: 0.1em 0 0.3em 0; }
-.qa-kind { font-weight: 600; }
-.qa-chat a, .qa-source a { color: var(--link-text-color); text-decoration: underline; }
-.qa-tag { display: inline-block; border: 1px solid var(--border-color-primary); border-radius: 0.8em;
-          padding: 0 0.55em; margin-left: 0.2em; font-size: 0.85em; }
-.qa-section { font-weight: 600; font-size: 0.95em; margin: 0.4em 0 0.1em 0; }
-.qa-chat .qa-passage, .qa-source .qa-passage { margin: 0.2em 0 0.4em 0; padding-left: 0.8em; border-left: 3px solid var(--border-color-primary); }
-.qa-passage mark, .qa-passage mark * { background: #fff0a8; color: #111 !important; padding: 0 0.1em; }
-footer a, footer button, [data-testid="max-value"], [data-testid="min-value"] { color: var(--body-text-color) !important; opacity: 1 !important; }
-.qa-more summary { cursor: pointer; color: var(--link-text-color); text-decoration: underline; }
-.qa-notcovered { background: var(--background-fill-secondary); border-left: 4px solid #b35c00; padding: 0.5em; }
-.qa-actions button { border: 1px solid var(--border-color-primary); border-radius: 0.4em; padding: 0.2em 0.7em;
-                     margin: 0.3em 0.5em 0 0; background: var(--background-fill-secondary); color: var(--body-text-color); }
-.qa-done { font-size: 0.9em; }
-.qa-wait { font-style: italic; }
-.qa-source { font-size: 17px; }
-.main.app { padding-left: min(32px, 2vw) !important; padding-right: min(32px, 2vw) !important; }
-#qa-chat .html-container { padding-left: min(12px, 1vw) !important; padding-right: min(12px, 1vw) !important; }
-#qa-ask { background: #1d4ed8; color: #fff; border-color: #1d4ed8; }
-"""
-
-# Client side of the answer area (runs once, on the element that holds the conversation):
-# copy buttons, and landing the view on the top of the newest question, never an answer's end.
-CHAT_JS = """
-const copyText = async (text) => {
-  try { await navigator.clipboard.writeText(text); return true; } catch (e) {
-    const area = document.createElement('textarea');
-    area.value = text; area.setAttribute('readonly', ''); area.style.position = 'fixed'; area.style.opacity = '0';
-    document.body.appendChild(area); area.select();
-    const ok = document.execCommand('copy'); area.remove(); return ok;
-  }
-};
-element.addEventListener('click', async (ev) => {
-  const button = ev.target.closest('button.qa-copy, button.qa-share');
-  if (!button) return;
-  const text = button.classList.contains('qa-copy')
-    ? button.dataset.copy : location.origin + location.pathname + button.dataset.share;
-  const ok = await copyText(text);
-  const status = button.parentElement.querySelector('.qa-done');
-  if (status) status.textContent = ok ? (button.classList.contains('qa-copy') ? 'Answer copied.' : 'Link copied.')
-                                     : 'Could not copy: select the text instead.';
-});
-let seen = '';
-const land = () => {
-  const turns = element.querySelectorAll('.qa-turn');
-  const last = turns[turns.length - 1];
-  if (!last) { seen = ''; return; }
-  const key = last.id + (last.classList.contains('qa-pending') ? '-pending' : '');
-  if (key === seen) return;
-  seen = key;
-  last.scrollIntoView({block: 'start'});
-  const heading = last.querySelector('.qa-question');
-  if (heading && !last.classList.contains('qa-pending')) heading.focus({preventScroll: true});
-  if (last.dataset.share) history.replaceState(null, '', location.pathname + last.dataset.share);
-};
-new MutationObserver(land).observe(element, {childList: true, subtree: true});
-land();
-"""
+LOG = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+CSS = (STATIC / "app.css").read_text(encoding="utf-8")
+#: Client side of the answer area (runs once, on the element that holds the conversation).
+CHAT_JS = (STATIC / "chat.js").read_text(encoding="utf-8")
 
 
-def _export(kind: str, doc_ids: list[str], service: Service) -> str | None:
+def _export(kind: str, doc_ids: list[str], service: Service) -> Any:
+    """The download box showing a BibTeX or RIS file of the cited studies (hidden while empty)."""
+    path = _export_file(kind, doc_ids, service)
+    # Shown only with a file: axe finds a prohibited aria attribute on Gradio's empty file box.
+    return gr.update(value=path, visible=path is not None)
+
+
+def _export_file(kind: str, doc_ids: list[str], service: Service) -> str | None:
     citations = service.citations(doc_ids)
     if not citations:
         gr.Warning("Ask a question first: there are no cited studies to export yet.")
@@ -209,7 +148,17 @@ def check_question(question: Any, name: str = "question") -> str:
         raise ValueError(f"{name} must be text (got {type(question).__name__})")
     if len(question) > MAX_QUESTION:
         raise ValueError(f"{name} is too long: at most {MAX_QUESTION} characters (got {len(question)})")
-    return question.strip()
+    return clean_text(question).strip()
+
+
+def as_sentence(text: str) -> str:
+    """`text` with a capital first letter and the rest as it was (str.capitalize lowers the rest)."""
+    return text[:1].upper() + text[1:]
+
+
+def typed(message: Any) -> str:
+    """What a reader typed (or put in `?q=`), cleaned and cut to MAX_QUESTION characters."""
+    return clean_text(message if isinstance(message, str) else "").strip()[:MAX_QUESTION].strip()
 
 
 def matching_studies(service: Service, filters: Filters) -> int:
@@ -290,6 +239,10 @@ def _chat(turns: list[str]) -> str:
 
 
 SEARCHING = '<p class="qa-wait" role="status">Searching…</p>'
+SEARCH_FAILED = (
+    "Something went wrong while searching for this question, so there is no answer to show. "
+    "Please ask again, perhaps in other words."
+)
 EMPTY_CONVERSATION: dict = {"question": "", "studies": [], "turns": [], "pending": ""}
 
 
@@ -329,8 +282,12 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         except ValueError as exc:  # the client's mistake: a message, not a traceback in the log
             raise gr.Error(str(exc), print_exception=False) from None
         searched = with_context(question, previous)
-        answer = service.ask(searched, filters, k)
-        data = answer_to_dict(answer, service.highlights(answer))
+        try:
+            answer = service.ask(searched, filters, k)
+            data = answer_to_dict(answer, service.highlights(answer))
+        except Exception:  # a plain error for the client, the traceback for the operator
+            LOG.exception("the search failed for an /ask question of %d characters", len(question))
+            raise gr.Error(SEARCH_FAILED, print_exception=False) from None
         data["question"] = question
         data.setdefault("searched", searched)
         if not answer.studies and filters.active and matching_studies(service, filters) == 0:
@@ -355,7 +312,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
             filters = check_filters(tags, date_from, date_to)
             k = check_k(k)
         except ValueError as exc:
-            body = f'<p class="qa-notcovered">{text_html(str(exc))}. Fix the filter and ask again.</p>'
+            body = f'<p class="qa-notcovered">{text_html(as_sentence(str(exc)))}. Fix the filter and ask again.</p>'
             return {**conv, "turns": [*turns, turn_html(turn, message, body)]}, gr.update()
         searched = with_context(message, conv["question"])
         answer = service.ask(searched, filters, k)
@@ -366,7 +323,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         full = {s.doc_id: _summary_parts(service, s.doc_id) for s in answer.studies}
         matching = matching_studies(service, filters) if filters.active else None
         body = answer_html(answer, highlights, turn, types, full, matching)
-        notes = []
+        notes = [text_html(cut_note(answer.cut)) + "."] if answer.cut else []
         if searched != message:
             notes.append(f"Read as a follow-up to your last question: “{text_html(searched)}”.")
         if answer.rerank_skipped == "busy":
@@ -388,8 +345,19 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         ]
         return conv, gr.update(choices=labels, value=None)
 
+    def safe_turn(message: str, conv: dict, *controls) -> tuple[dict, Any]:
+        """`answer_turn`, or a turn that says the search failed: never "Searching…" for ever."""
+        try:
+            return answer_turn(message, conv, *controls)
+        except Exception:  # whatever broke, the reader gets a calm message and may ask again
+            LOG.exception("the search failed for a question of %d characters", len(message))
+            turns = list(conv["turns"])
+            body = f'<p class="qa-notcovered" role="alert">{SEARCH_FAILED}</p>'
+            turn = turn_html(f"t{len(turns) + 1}", message, body)
+            return {**conv, "turns": [*turns, turn], "pending": ""}, gr.update()
+
     def echo(message: str, conv: dict):
-        message = (message or "").strip()[:MAX_QUESTION]
+        message = typed(message)
         if not message:
             return gr.update(), gr.update(), conv
         turns = conv["turns"]
@@ -399,7 +367,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
     def respond(conv: dict, tags, date_from, date_to, k, sort):
         if not conv.get("pending"):
             return gr.update(), conv, gr.update()
-        conv, pick_update = answer_turn(conv["pending"], conv, tags, date_from, date_to, k, sort)
+        conv, pick_update = safe_turn(conv["pending"], conv, tags, date_from, date_to, k, sort)
         return _chat(conv["turns"]), conv, pick_update
 
     def on_load(request: gr.Request):
@@ -420,17 +388,20 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
             gr.update(choices=sorted({*years, d}, key=lambda y: (y != ANY, y), reverse=False), value=d)
             for d in dates
         ]
-        conv, pick_update = dict(EMPTY_CONVERSATION), gr.update()
-        question = (params.get("q", "") or "").strip()[:MAX_QUESTION]
+        # Without `?q=`, the chat is left alone: this load can finish after the reader's first
+        # question was echoed, and emptying the chat then lost that question.
+        chat_update, conv_update, pick_update = gr.skip(), gr.skip(), gr.skip()
+        question = typed(params.get("q", ""))
         if question:
-            conv, pick_update = answer_turn(question, conv, tags, *dates, DEFAULT_K, sort)
+            conv, pick_update = safe_turn(question, dict(EMPTY_CONVERSATION), tags, *dates, DEFAULT_K, sort)
+            chat_update, conv_update = _chat(conv["turns"]), conv
         filters = _safe_filters(tags, *dates)
         return (
             tags,
             *date_updates,
             sort,
-            _chat(conv["turns"]),
-            conv,
+            chat_update,
+            conv_update,
             pick_update,
             _filter_note(service, filters) if filters else "",
             reader_about(service),
@@ -446,7 +417,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         try:
             return _filter_note(service, check_filters(tags, date_from, date_to))
         except ValueError as exc:
-            return f"{text_html(str(exc)).capitalize()}: no study can match."
+            return f"{text_html(as_sentence(str(exc)))}: no study can match."
 
     def open_source(doc_id: str | None) -> str:
         return service.source(doc_id) if doc_id else ""
@@ -480,18 +451,19 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
             js_on_load=CHAT_JS,
             elem_id="qa-chat",
         )
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="qa-ask-row"):
             question = gr.Textbox(
                 label="Your question",
                 placeholder="e.g. Has any antiviral helped?",
                 scale=5,
                 min_width=200,
                 max_length=MAX_QUESTION,
+                info=f"Up to {MAX_QUESTION:,} characters. A long message is searched by its questions.",
                 elem_id="qa-question",
             )
             send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
         clear = gr.Button("New conversation", size="sm", elem_id="qa-new")
-        gr.Examples(EXAMPLES, inputs=question, label="Example questions")
+        gr.Examples(EXAMPLES, inputs=question, label="Example questions", elem_id="qa-examples")
         with gr.Accordion("Filters", open=False, elem_id="qa-filters-box"):
             note = gr.Markdown(_filter_note(service, Filters()), elem_id="qa-filter-note")
             tags = gr.CheckboxGroup(list(CATEGORY_TAGS), label="Study type (tag)", elem_id="qa-tags")
@@ -510,7 +482,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
                 as_bib = gr.Button("BibTeX file", size="sm", elem_id="qa-cite-bib")
                 as_ris = gr.Button("RIS file", size="sm", elem_id="qa-cite-ris")
             cite_box = gr.Textbox(label="Citations", lines=4, buttons=["copy"], elem_id="qa-cite-box")
-            cite_file = gr.File(label="Download", elem_id="qa-cite-file")
+            cite_file = gr.File(label="Download", visible=False, elem_id="qa-cite-file")
         with gr.Accordion("About these summaries", open=False, elem_id="qa-about-box"):
             about = gr.Markdown(reader_about(service), elem_id="qa-about")
             if operator:  # visitors never see or call Rebuild unless the operator turned it on
@@ -525,7 +497,14 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
                 respond, [conv, *filters_in], [chat, conv, pick], show_progress="hidden", **private
             )
         clear.click(
-            lambda: ("", dict(EMPTY_CONVERSATION), gr.update(choices=[], value=None), "", "", None),
+            lambda: (
+                "",
+                dict(EMPTY_CONVERSATION),
+                gr.update(choices=[], value=None),
+                "",
+                "",
+                gr.update(value=None, visible=False),
+            ),
             None,
             [chat, conv, pick, source, cite_box, cite_file],
             js="() => { history.replaceState(null, '', location.pathname); return []; }",
@@ -562,8 +541,23 @@ BUSY_NOTE = (
     "Many questions are being answered right now, so this answer was ordered by the quicker search only."
 )
 
-#: Options for `launch`: the stylesheet, and no uploads (the app takes none; Gradio would take any).
-LAUNCH_OPTIONS: dict[str, Any] = {"css": CSS, "max_file_size": 0}
+#: The system's own sans-serif for every weight. Gradio's default face, Source Sans Pro, ships a
+#: SemiBold file of 55 glyphs declared for every character, so weight-600 text (headings, study
+#: titles) mixed two families within a word ("Aᴅvancing").
+FONTS = (
+    "system-ui",
+    "-apple-system",
+    "Segoe UI",
+    "Roboto",
+    "Noto Sans",
+    "Helvetica Neue",
+    "Arial",
+    "sans-serif",
+)
+THEME = gr.themes.Default(font=FONTS, font_mono=("ui-monospace", "Menlo", "Consolas", "monospace"))
+#: Options for `launch`: the stylesheet and theme, and no uploads (the app takes none; Gradio
+#: would take any).
+LAUNCH_OPTIONS: dict[str, Any] = {"css": CSS, "theme": THEME, "max_file_size": 0}
 #: Questions answered at once. Gradio's default is one at a time, which capped the server at
 #: 5.4 requests/s on 2 cores (issue 10); the search releases the GIL in numpy, FAISS and
 #: onnxruntime, so a few at once overlap, while many more only share the same two cores.
@@ -603,7 +597,6 @@ def serve(
         server_name=host,
         server_port=port,
         share=False,
-        theme=gr.themes.Default(),
         mcp_server=mcp,
         prevent_thread_lock=True,
         **LAUNCH_OPTIONS,

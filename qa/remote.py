@@ -116,4 +116,5 @@ def as_answer(data: dict) -> SimpleNamespace:
         studies=[study(s) for s in data.get("studies", [])],
         covered=data.get("covered", False),
         reason=data.get("reason", ""),
+        cut=data.get("cut", ""),
     )

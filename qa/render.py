@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlparse
 
 from markdown_it import MarkdownIt
 
-from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED
+from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED, cut_note
 from qa.chunking import split_sentences
 from qa.documents import Citation, Document
 from qa.highlight import MIN_SIMILARITY, Highlights, Sentence
@@ -309,11 +309,20 @@ def _meta(c: Citation, types: list[str], label: str) -> str:
     parts = [
         f'<span class="qa-type">{text_html(", ".join(types))} (as the summary says)</span>' if types else "",
         text_html(c.publisher),
-        text_html(c.published[:4] or c.year),
+        text_html(c.year or c.published[:4]),  # the study's year; `published` dates the summary
         link,
     ]
     tags = "".join(f' <span class="qa-tag">{text_html(t)}</span>' for t in c.tags)
     return " · ".join(p for p in parts if p) + tags
+
+
+def also_text(others: int) -> str:
+    """How many more summaries of the same study there are, in words (file names mean nothing to readers)."""
+    return (
+        "Also summarised once more in this collection."
+        if others == 1
+        else (f"Also summarised {others} more times in this collection.")
+    )
 
 
 def study_html(
@@ -328,7 +337,7 @@ def study_html(
     anchor = f"{turn}-s{study.rank}"
     parts = [
         f'<article class="qa-study" id="{anchor}" data-rank="{study.rank}" aria-labelledby="{anchor}-h">',
-        f'<h3 class="qa-cite" id="{anchor}-h"><span class="qa-num">{study.rank}.</span> '
+        f'<h3 class="qa-cite" id="{anchor}-h" tabindex="-1"><span class="qa-num">{study.rank}.</span> '
         f'<span class="qa-label">{text_html(c.label)}</span> — <span class="qa-title">{text_html(c.title)}</span></h3>',
         f'<p class="qa-meta">{_meta(c, types or [], c.label)}</p>',
     ]
@@ -357,7 +366,7 @@ def study_html(
             what = "another passage"
         parts.append(f'<details class="qa-more"><summary>Show {what}</summary>{"".join(more)}</details>')
     if study.also:
-        parts.append(f'<p class="qa-also">Also summarised as: {text_html(", ".join(study.also))}</p>')
+        parts.append(f'<p class="qa-also">{also_text(len(study.also))}</p>')
     parts.append("</article>")
     return "\n".join(parts)
 
@@ -399,9 +408,9 @@ def answer_html(
     if short:
         labels = {s.rank: s.citation.label for s in answer.studies}
         items = "".join(
-            f'<li><q>{reader_html(sentence)}</q> <a class="qa-ref" href="#{turn}-s{rank}" '
+            f'<li><q>{reader_html(sentence)}</q> <a class="qa-ref" id="{turn}-r{n}" href="#{turn}-s{rank}" '
             f'aria-label="[{rank}] {escape(labels[rank], quote=True)}">[{rank}]</a></li>'
-            for rank, sentence in short
+            for n, (rank, sentence) in enumerate(short, start=1)
         )
         parts.append(
             f'<section class="qa-digest" aria-labelledby="{turn}-d"><h3 id="{turn}-d" class="qa-digest-h">'
@@ -417,7 +426,7 @@ def answer_html(
         count = (
             ""
             if matching is None
-            else f" ({matching} {'study matches' if matching == 1 else 'studies match'})"
+            else f" ({matching} {'summary matches' if matching == 1 else 'summaries match'})"
         )
         parts.append(f'<p class="qa-filters">Filters: {text_html(filters_text(f))}{count}</p>')
     parts.append(f'<p class="qa-disclaimer">{DISCLAIMER}</p>')
@@ -435,17 +444,19 @@ def answer_text(
     lines = [f"**Question:** {question or answer.question}"]
     if question and answer.question != question:
         lines.append(f"(searched as: {answer.question})")
+    if answer.cut:
+        lines.append(f"({cut_note(answer.cut)}.)")
     lines.append("")
     if not answer.studies:
         return "\n".join([*lines, f"{NOT_COVERED} {answer.reason}".strip(), "", DISCLAIMER])
     if not answer.covered:
-        lines += [f"{NOT_COVERED} {answer.reason}".strip(), CLOSEST, ""]
+        lines += [f"{NOT_COVERED} {answer.reason}".strip(), ""]
     short = digest(answer, highlights)
     if short:
         lines.append("In short, quoted from the summaries:")
         lines += [f"- “{reader_text(sentence)}” [{rank}]" for rank, sentence in short]
         lines.append("")
-    lines.append("Studies:")
+    lines.append("Studies:" if answer.covered else CLOSEST)
     for s in answer.studies:
         c = s.citation
         kind = source_kind(c)
@@ -527,5 +538,5 @@ def source_html(doc: Document, parts: list[tuple[str, str]]) -> str:
     return (
         f'<div class="qa-source"><h3>{text_html(c.label)} — {text_html(c.title)}</h3>'
         f"<p>{link_html(c.url, f'{kind}: {c.url}', c.url or 'no link given')}</p><ul>{meta}</ul>{body}"
-        f'<p class="qa-also">File: {text_html(doc.doc_id)}</p></div>'
+        "</div>"
     )

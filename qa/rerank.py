@@ -59,8 +59,11 @@ class CrossEncoder:
         self.name = CROSS_ENCODER_NAME if folder == bundled_reranker_path() else str(folder)
         self.max_tokens = max_tokens
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        # Questions go first and are short; only the passage is cut to fit.
-        self.tokenizer.enable_truncation(max_tokens, strategy="only_second")
+        # Cut the longer of question and passage first: for a question under half the window
+        # (every question the search sends, qa/question.py) this cuts only the passage, exactly as
+        # "only_second" did, but a longer question is cut too instead of raising "Sequence to
+        # truncate too short", which left a reader's long question searching forever.
+        self.tokenizer.enable_truncation(max_tokens, strategy="longest_first")
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)

@@ -25,10 +25,12 @@ from qa.embedding import Embedder
 from qa.index import Index
 from qa.keywords import tokenize
 from qa.multilingual import detect_language
+from qa.question import clean_text, fit_question
 from qa.rerank import DEFAULT_RERANKER, Reranker, get_reranker
 from qa.vocabulary import Understood, Vocabulary, english_counts
 
 MODES = ("hybrid", "dense", "bm25")
+NO_WORDS = "The question has no words to search for: ask in words, for example “Does pacing help?”."
 RRF_K = 60  # the constant from Cormack et al. (2009); robust without tuning
 
 
@@ -157,6 +159,8 @@ class Answer:
     reranked: bool = False
     #: Why the reranker, though on, did not run ("" when it ran or is off).
     rerank_skipped: str = ""
+    #: The part of a long question that was searched, when it was cut (qa/question.py).
+    cut: str = ""
 
 
 # --- retrieve ---------------------------------------------------------------------------
@@ -574,6 +578,9 @@ class Searcher:
         settings = self.settings.describe()
         if not question:
             return Answer(question, (), False, "The question is empty.", filters, mode, settings=settings)
+        typed, question = question, fit_question(clean_text(question), self.embedder.count_tokens)
+        if not any(ch.isalnum() for ch in question):  # "🤒😴💊🧠" or "?!": nothing to search for
+            return Answer(typed, (), False, NO_WORDS, filters, mode, settings=settings)
         # Another language (qa/multilingual.py): the multilingual stage alone ranks. The English
         # stages (typo fixes, words, English model, reranker) read its words as noise: fused in,
         # they lowered non-English hit@5 from 0.875 to 0.50 on tests/data/questions-multilingual.jsonl.
@@ -613,7 +620,7 @@ class Searcher:
             floor = MIN_MULTILINGUAL if len(question.split()) >= MIN_WORDS else 0.0
         covered, reason = judge_coverage(hits, missing, use_reranker, mode, absent, floor)
         return Answer(
-            question,
+            typed,
             tuple(hits),
             covered,
             reason,
@@ -626,4 +633,5 @@ class Searcher:
             language=lang,
             reranked=use_reranker,
             rerank_skipped=skipped,
+            cut=question if question != typed else "",
         )

@@ -110,6 +110,9 @@ def seed_server(tmp_path_factory):
         (("LDN", [], "", "", True), "k must be a whole number"),
         (("LDN", [], "", "", None), None),  # null means the default
         (("LDN", [], "", "", 3, 7), "previous must be text (got int)"),
+        # Past what the models read, any Unicode: answered, never {"error": null} (issue 18, 20).
+        (("LDN fatigue " + "!?" * 490,), None),
+        (("病" * 999,), None),
     ],
 )
 def test_api_refuses_bad_input_with_a_clear_message_and_no_traceback(seed_server, capfd, args, message):
@@ -125,6 +128,17 @@ def test_api_refuses_bad_input_with_a_clear_message_and_no_traceback(seed_server
         assert message in str(error.value)
     logged = capfd.readouterr()
     assert "Traceback" not in logged.err + logged.out
+
+
+def test_a_lone_surrogate_in_the_json_gets_an_answer(seed_server, capfd):
+    from qa import remote
+
+    _, client = seed_server
+    capfd.readouterr()
+    # httpx refuses to send it; the JSON escape "\ud800" is what a browser or script sends.
+    data = remote.ask(client.src, "LDN \ud800 fatigue", [], "", "", 3)
+    assert data["studies"] and "\ufffd" in data["question"]
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_visitors_cannot_rebuild_or_upload(seed_server):

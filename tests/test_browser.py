@@ -110,8 +110,8 @@ def _serve(service) -> tuple[object, str]:
 
 
 @pytest.fixture(scope="module")
-def url(chromium, tmp_path_factory):
-    """The app over ~30 real summaries and a hostile one, served in-process on a free port."""
+def service(chromium, tmp_path_factory):
+    """A service over ~30 real summaries and a hostile one."""
     from qa.app import make_service
 
     folder = tmp_path_factory.mktemp("browser") / "docs"
@@ -123,6 +123,12 @@ def url(chromium, tmp_path_factory):
     assert len(list(folder.glob("*.md"))) >= 25
     service = make_service(folder, tmp_path_factory.mktemp("browser-index"))
     service.ask("warm-up question")  # load the reranker and language model before the first test
+    return service
+
+
+@pytest.fixture(scope="module")
+def url(service):
+    """The app over that service, served in-process on a free port."""
     demo, address = _serve(service)
     yield address
     demo.close()
@@ -165,16 +171,32 @@ def _ask(page, message: str, expect: str = ".qa-body > *"):
     box = page.locator("#qa-question textarea")
     box.fill(message)
     box.press("Enter")
-    page.wait_for_function(
-        "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-pending)').length > n",
-        arg=before,
-        timeout=60_000,  # a reranked answer on a busy 2-core machine can take seconds
-        polling=POLL_MS,
-    )
+    _wait_for_answer(page, before)
     turn = page.locator("#qa-chat .qa-turn").last
     turn.locator(expect).first.wait_for()
     page.wait_for_timeout(150)  # let the view settle on the new turn
     return turn
+
+
+def _wait_for_answer(page, before: int, timeout: int = 60_000) -> None:
+    """Until more than `before` turns are answered; on a timeout, a screenshot and what the page shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-pending)').length > n",
+            arg=before,
+            timeout=timeout,  # a reranked answer on a busy 2-core machine can take seconds
+            polling=POLL_MS,
+        )
+    except PlaywrightTimeout:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "timeout.png"))
+        shown = page.evaluate("document.querySelector('#qa-chat').innerText.slice(-600)")
+        boxed = page.locator("#qa-question textarea").input_value()
+        pytest.fail(
+            f"no answer within {timeout} ms; box: {boxed!r}; chat ends: {shown!r}; errors: {page.errors}"
+        )
 
 
 def _in_view(page, locator) -> bool:
@@ -288,7 +310,24 @@ def test_phone_and_zoom_show_the_question_box_and_land_on_the_answer(chromium, u
         turn = _ask(page, LDN, ".qa-study")
         assert _in_view(page, turn.locator(".qa-question")) and _in_view(page, turn.locator(".qa-digest"))
         assert turn.bounding_box()["width"] >= viewport["width"] * 0.8
+        assert _in_view(page, box), "the question box should be on screen after an answer"
         page.screenshot(path=str(ARTIFACTS / f"answer-{viewport['width']}.png"))
+        if viewport is PHONE:  # the cards after the first show only their headings, until opened
+            cards = turn.locator(".qa-study")
+            assert cards.first.locator(".qa-passage").first.is_visible()
+            second = cards.nth(1)
+            assert (
+                second.locator(".qa-cite").is_visible()
+                and not second.locator(".qa-passage").first.is_visible()
+            )
+            opener = second.locator("button.qa-unfold")
+            assert opener.get_attribute("aria-expanded") == "false"
+            opener.click()
+            assert second.locator(".qa-passage").first.is_visible()
+            assert opener.get_attribute("aria-expanded") == "true"
+        # A second answer: the box is still in view, not below the cards.
+        _ask(page, "Is it safe to take metformin?", ".qa-study")
+        assert _in_view(page, box)
     finally:
         page.context.close()
 
@@ -302,7 +341,12 @@ def test_axe_finds_no_serious_or_critical_problem(chromium, url, scheme):
         turn = _ask(page, LDN, ".qa-study")
         turn.locator("details.qa-more summary").first.click()
         _ask(page, "Is ketamine useful for long covid?", ".qa-notcovered")
-        page.get_by_text("Filters", exact=True).click()
+        for panel in ("Filters", "Read a cited study in full", "Cite these studies", "About these summaries"):
+            page.get_by_text(panel, exact=True).click()
+        page.locator("#qa-cite-text").click()
+        page.locator("#qa-cite-box textarea").wait_for()
+        page.locator("#qa-cite-bib").click()
+        page.locator("#qa-cite-file a, #qa-cite-file .file-name, #qa-cite-file td").first.wait_for()
         page.add_script_tag(path=str(AXE))
         result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
         bad = [
@@ -374,3 +418,106 @@ def test_readme_screenshot_on_the_whole_corpus(chromium, tmp_path):
     finally:
         page.context.close()
         demo.close()
+
+
+def test_a_citation_moves_within_the_page_and_keeps_the_conversation(desktop):
+    _new_conversation(desktop)
+    _ask(desktop, "Is it safe to take metformin?", ".qa-study")
+    turn = _ask(desktop, LDN, ".qa-digest")
+    desktop.evaluate("window.__samePage = true")
+    turns = desktop.locator("#qa-chat .qa-turn").count()
+    refs = turn.locator(".qa-digest a.qa-ref")
+    target = refs.first.get_attribute("href")
+    refs.first.click()
+    desktop.wait_for_function("h => location.hash === h", arg=target, polling=POLL_MS)
+    assert desktop.evaluate("window.__samePage") is True, "the citation reloaded the page"
+    assert "q=Does+low-dose+naltrexone" in desktop.url
+    assert desktop.locator("#qa-chat .qa-turn").count() == turns
+    study = desktop.locator(target)
+    assert _in_view(desktop, study.locator(".qa-cite"))
+    assert desktop.evaluate("document.activeElement.id") == target[1:] + "-h"
+    # Back returns to the citation, still on the same page with the same conversation.
+    desktop.go_back()
+    desktop.wait_for_function("() => location.hash === ''", polling=POLL_MS)
+    assert desktop.evaluate("window.__samePage") is True
+    assert desktop.evaluate("document.activeElement.classList.contains('qa-ref')")
+    assert "q=Does+low-dose+naltrexone" in desktop.url
+    # Enter on a citation does the same as a click.
+    last = refs.last
+    last_target = last.get_attribute("href")
+    last.focus()
+    desktop.keyboard.press("Enter")
+    desktop.wait_for_function("h => location.hash === h", arg=last_target, polling=POLL_MS)
+    assert desktop.evaluate("window.__samePage") is True
+    assert desktop.locator("#qa-chat .qa-turn").count() == turns
+    assert _in_view(desktop, desktop.locator(last_target).locator(".qa-cite"))
+
+
+# A carer's pasted story with the question at its end: ~290 word pieces, past what the reranker
+# reads, and 1,000 characters, the box's limit.
+STORY = (
+    "My partner (41) got ill after a virus in 2021; since then: fatigue, dizziness, poor sleep, "
+    "brain fog, pain... " * 6
+)[:880] + " Has anything, e.g. low-dose naltrexone (LDN), helped with fatigue?"
+
+
+def test_a_long_question_is_answered_within_30_seconds_and_says_what_was_read(desktop):
+    _new_conversation(desktop)
+    question = (STORY + " " + "!" * 1000)[:1000]
+    assert len(question) == 1000
+    assert "1,000 characters" in desktop.locator("#qa-question").inner_text()
+    before = desktop.locator("#qa-chat .qa-turn:not(.qa-pending)").count()
+    box = desktop.locator("#qa-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    desktop.wait_for_function(
+        "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-pending)').length > n",
+        arg=before,
+        timeout=30_000,
+        polling=POLL_MS,
+    )
+    turn = desktop.locator("#qa-chat .qa-turn").last
+    assert "only this part of it was searched" in turn.locator(".qa-note").inner_text()
+    assert "naltrexone" in turn.locator(".qa-study").first.inner_text().lower()
+
+
+def test_two_questions_asked_close_together_are_both_answered_in_order(desktop):
+    _new_conversation(desktop)
+    box = desktop.locator("#qa-question textarea")
+    box.fill("Does pacing help?")
+    box.press("Enter")
+    # The second while the first is still being searched (a reader asked it 0.7 s later, when
+    # the first took seconds; here the first is answered sooner, so ask at once).
+    desktop.locator("#qa-chat .qa-pending").wait_for()
+    box.fill("Is there a blood test for ME/CFS?")
+    box.press("Enter")
+    desktop.wait_for_function(
+        "() => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-pending)').length >= 2",
+        timeout=60_000,
+        polling=POLL_MS,
+    )
+    questions = desktop.locator("#qa-chat .qa-turn .qa-question").all_inner_texts()
+    assert [q.split(":", 1)[1].strip() for q in questions] == [
+        "Does pacing help?",
+        "Is there a blood test for ME/CFS?",
+    ]
+    assert desktop.locator("#qa-chat .qa-turn").last.locator(".qa-study").count() >= 1
+    assert box.input_value() == ""
+
+
+def test_study_titles_and_headings_are_drawn_in_one_font(desktop):
+    """Chromium's own account of the fonts used for each text (CSS.getPlatformFontsForNode)."""
+    turn = desktop.locator("#qa-chat .qa-turn").last
+    if not turn.count() or not turn.locator(".qa-study").count():
+        _ask(desktop, LDN, ".qa-study")
+    cdp = desktop.context.new_cdp_session(desktop)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    for selector in ("#qa-intro h1", "#qa-chat .qa-turn:last-child .qa-study .qa-title", "#qa-ask"):
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        assert node, selector
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        families = {f["familyName"] for f in fonts}
+        assert len(families) == 1, (selector, fonts)
+    cdp.detach()

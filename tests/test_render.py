@@ -5,6 +5,7 @@ Objects are built by hand: these tests never load the model.
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -239,7 +240,7 @@ def test_study_escapes_label_title_publisher_tags_section_and_passage():
     for raw in (HOSTILE.label, HOSTILE.title, HOSTILE.publisher, "<b>Bold</b>", "<i>Summary</i>"):
         assert raw in parsed.text
     assert f"Before {IMG} after & {SCRIPT}." in parsed.text
-    assert "Also summarised as: <dup>.md" in parsed.text
+    assert "Also summarised once more in this collection." in parsed.text and "<dup>" not in parsed.text
 
 
 def test_study_marks_the_highlighted_sentences_of_each_passage():
@@ -361,7 +362,7 @@ def test_source_shows_metadata_and_every_section():
         assert label in parsed.text
     (link,) = parsed.all("a")
     assert link["href"] == "https://doi.org/10.3390/jcm13020325"
-    assert "File: 2024-01-06_seed.md" in parsed.text
+    assert "2024-01-06_seed.md" not in parsed.text, "file names mean nothing to readers"
     assert (
         parsed.text.index("Summary")
         < parsed.text.index("What has been found?")
@@ -397,7 +398,7 @@ def test_source_escapes_everything_from_the_document():
     ):
         assert raw in parsed.text, raw
     assert "<h1>Head</h1>" in parsed.text and f"Text {SCRIPT} & {IMG}" in parsed.text
-    assert f"File: {IMG}.md" in parsed.text
+    assert ".md" not in parsed.text
 
 
 def test_source_without_a_link_says_so():
@@ -498,7 +499,7 @@ def test_digest_quotes_the_best_marked_sentences_of_the_top_three_studies():
     html = answer_html(answer, highlights, turn="t1")
     assert_safe(html)
     assert html.index("qa-digest") < html.index("qa-study")
-    assert '<a class="qa-ref" href="#t1-s2"' in html and 'id="t1-s2"' in html
+    assert re.search(r'<a class="qa-ref" id="t1-r\d" href="#t1-s2"', html) and 'id="t1-s2"' in html
     assert "<q>Valacyclovir helped some patients.</q>" in html
 
 
@@ -537,3 +538,22 @@ def test_turn_escapes_the_question_and_the_copy_text():
     assert parsed.all("h2")[0]["id"] == "t1-q" and f"Q {SCRIPT}" in parsed.text
     (copy,) = [a for t, a in parsed.tags if t == "button" and a["class"] == "qa-copy"]
     assert copy["data-copy"] == f'say "{IMG}"'
+
+
+def test_copied_not_covered_answer_lists_the_closest_studies_under_that_heading():
+    answer = Answer("Does zorblatine help?", (study(1), study(2)), False, "No summary mentions zorblatine.")
+    lines = answer_text(answer, {}, "Does zorblatine help?").splitlines()
+    closest = lines.index(CLOSEST)
+    assert lines[closest + 1].startswith("[1] ") and "Studies:" not in lines
+
+
+def test_a_card_gives_the_study_year_not_the_summary_date():
+    cite = citation(label="Renz-Polster et al. (2024)", year="2024", published="2025-08-24")
+    meta = assert_safe(study_html(study(1, cite))).text
+    assert "2024" in meta and "2025" not in meta
+
+
+def test_a_long_question_cut_for_the_search_says_so_in_the_copied_answer():
+    answer = Answer("A long story. Does pacing help?", (study(1),), True, cut="Does pacing help?")
+    text = answer_text(answer, {}, "A long story. Does pacing help?")
+    assert "only this part of it was searched: “Does pacing help?”" in text

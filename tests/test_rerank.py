@@ -73,3 +73,23 @@ def test_a_restatement_still_leads_when_the_findings_score_far_lower():
 )
 def test_sections_that_set_out_the_question_are_told_from_findings(section, background):
     assert is_background(section) is background
+
+
+@pytest.mark.slow
+def test_a_question_longer_than_the_window_is_cut_not_an_error():
+    from qa.rerank import get_reranker
+
+    reranker = get_reranker("cross-encoder", 192)
+    for question in ("!?" * 290, "病" * 399, "ME/CFS, IL-6; " * 70):
+        scores = reranker.score(question, ["Valacyclovir helped some patients. " * 40, "Short."])
+        assert scores.shape == (2,)
+
+
+@pytest.mark.slow
+def test_a_long_question_is_searched_by_its_question_and_says_so(corpus_searcher):
+    story = "My partner got ill after a virus; since then fatigue, dizziness and brain fog. " * 8
+    answer = corpus_searcher.search(story + "Has low-dose naltrexone helped with fatigue?", k=3)
+    assert answer.cut == "Has low-dose naltrexone helped with fatigue?"
+    assert answer.question.startswith("My partner")
+    assert "naltrexone" in answer.studies[0].citation.title.lower() + answer.studies[0].passages[0].chunk.text
+    assert corpus_searcher.search("Does low-dose naltrexone help?", k=1).cut == ""

@@ -163,3 +163,10 @@ def test_reranker_is_skipped_while_the_process_is_busy_and_the_answer_says_so(co
     assert alone.reranked and alone.studies[0].passages[0].rerank is not None
     never = Searcher(corpus_index, embedder, SearchSettings(rerank_busy=0), reranker=reranker)
     assert never.search(question).reranked
+
+
+@pytest.mark.parametrize("question", ["🤒😴💊🧠", "?!?", "…"])
+def test_a_question_without_words_gets_a_note_not_unrelated_studies(corpus_searcher, question):
+    answer = corpus_searcher.search(question, k=5)
+    assert answer.studies == () and not answer.covered
+    assert "no words to search for" in answer.reason
