@@ -458,7 +458,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
                 scale=5,
                 min_width=200,
                 max_length=MAX_QUESTION,
-                info=f"Up to {MAX_QUESTION:,} characters. A long message is searched by its questions.",
+                info=f"Up to {MAX_QUESTION:,} characters.",
                 elem_id="qa-question",
             )
             send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")

@@ -481,6 +481,18 @@ def test_a_long_question_is_answered_within_30_seconds_and_says_what_was_read(de
     assert "naltrexone" in turn.locator(".qa-study").first.inner_text().lower()
 
 
+def test_a_20000_character_link_is_answered_within_30_seconds(chromium, url):
+    from urllib.parse import quote_plus
+
+    page = _page(chromium, url, DESKTOP, path="?q=" + quote_plus((STORY + " ") * 23)[:20_000])
+    try:
+        turn = page.locator("#qa-chat .qa-turn:not(.qa-pending)").first
+        turn.locator(".qa-study").first.wait_for(timeout=30_000)
+        assert "only this part of it was searched" in turn.locator(".qa-note").inner_text()
+    finally:
+        page.context.close()
+
+
 def test_two_questions_asked_close_together_are_both_answered_in_order(desktop):
     _new_conversation(desktop)
     box = desktop.locator("#qa-question textarea")
