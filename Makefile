@@ -35,14 +35,15 @@ $(AXE):
 	@command -v npm >/dev/null 2>&1 && npm install --no-save --no-audit --no-fund --prefix tests axe-core@4 >/dev/null || \
 	  echo "warning: could not install axe-core with npm; the accessibility checks will be skipped"
 
-# The fast default lane; `make test-full` runs the rest (browser, reliability, several servers).
+# The fast default lane (lint and every test that needs no real model or server, about a minute);
+# `make test-full` runs the rest: the real models, servers, browser and reliability suites.
 test: setup
 	$(VENV)/bin/ruff check qa tests bench
 	$(VENV)/bin/ruff format --check qa tests bench
-	$(VENV)/bin/pytest -q -m "not full"
+	$(VENV)/bin/pytest -q -m "not full and not slow"
 
 test-full: setup browser $(AXE)
-	$(VENV)/bin/pytest -q -m full
+	$(VENV)/bin/pytest -q -m "full or slow"
 
 lint: setup
 	$(VENV)/bin/ruff check qa tests bench

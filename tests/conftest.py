@@ -41,7 +41,8 @@ def corpus_searcher(corpus_index, embedder):
     return Searcher(corpus_index, embedder)
 
 
-# The full lane: suites that launch servers, browsers or subprocesses and take minutes. `make test`
+# The full lane: suites that launch servers, browsers or subprocesses, and every test marked `slow`
+# (real models, servers). `make test`
 # runs the rest (the fast default lane); `make test-full` runs these; CI runs both.
 FULL_LANE = {"test_browser.py", "test_reliability.py", "test_multiprocess.py"}
 
