@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from qa.documents import LoadResult
+from qa.corpus.documents import LoadResult
 from qa.evaluation import evaluate, load_beir, load_questions
-from qa.index import Index, update_index
-from qa.search import Searcher, SearchSettings, is_background
+from qa.index.store import Index, update_index
+from qa.search.pipeline import Searcher, SearchSettings, is_background
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = ["hit@5", "top1", "recall@10", "mrr@10", "ndcg@10", "not_covered_ok", "not_covered_false"]

@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.documents import load_folder  # noqa: E402
-from qa.embedding import get_embedder  # noqa: E402
-from qa.index import update_folder, update_index  # noqa: E402
-from qa.search import Searcher, SearchSettings  # noqa: E402
+from qa.corpus.documents import load_folder  # noqa: E402
+from qa.index.store import update_folder, update_index  # noqa: E402
+from qa.models.embedding import get_embedder  # noqa: E402
+from qa.search.pipeline import Searcher, SearchSettings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -69,7 +69,7 @@ def bench_index(corpus: Path, embedder) -> tuple[list[str], Searcher]:
         f"| update with no change | {none_s:.2f} | {none.summary()} |",
         f"| (reading and parsing all summaries, for comparison) | {load_s:.2f} | |",
     ]
-    from qa.multilingual import open_stage
+    from qa.models.multilingual import open_stage
 
     _, stage_s = timed(open_stage, folder, index.chunks)
     rows.append(
@@ -103,7 +103,7 @@ def bench_latency(index, embedder, questions: list[str], repeats: int = 3) -> li
 def bench_languages(index, embedder, path: Path) -> list[str]:
     """The multilingual question set through the service's searcher, by language."""
     from qa.evaluation import evaluate, load_questions
-    from qa.service import open_searcher
+    from qa.serve.service import open_searcher
 
     report = evaluate(open_searcher(index, embedder), load_questions(path), k=10)
     rows = [
@@ -166,8 +166,8 @@ def main() -> int:
         f"{time.strftime('%Y-%m-%d %H:%M')}\n"
     )
     if args.latency_only:
-        from qa.index import Index
-        from qa.light import query_embedder
+        from qa.index.store import Index
+        from qa.models.light import query_embedder
 
         questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
         index, embedder = Index.load(args.latency_only), query_embedder("")

@@ -12,7 +12,7 @@ encoded by the real model, so query latency includes it. Rows say which embedder
 Part B times vector search alone at `--vectors` (default 1M) synthetic unit vectors of 384
 dimensions, clustered around the real corpus's passage vectors: build time, single-query
 p50/p95 and recall@10 against exact search, for the exact and the approximate store of
-`qa/vectorstore.py`, and the exact store's latency by size (which sets `APPROXIMATE_FROM`).
+`qa/index/vectorstore.py`, and the exact store's latency by size (which sets `APPROXIMATE_FROM`).
 
 Usage:
   python bench/scale.py                                   # part A at 3k (real model), part B at 1M
@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.vectorstore import ExactStore, IVFStore, nlist_for, recall_at  # noqa: E402
+from qa.index.vectorstore import ExactStore, IVFStore, nlist_for, recall_at  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus" / "summaries"
@@ -204,9 +204,9 @@ def _search_variants(service) -> dict[str, dict]:
 
 def run_size(docs: Path, index_dir: Path, fake: bool, questions: list[str], repeats: int) -> dict:
     """Part A for one corpus, in this process: builds, updates, queries; returns the figures."""
-    from qa.embedding import get_embedder
-    from qa.search import SearchSettings
-    from qa.service import Service
+    from qa.models.embedding import get_embedder
+    from qa.search.pipeline import SearchSettings
+    from qa.serve.service import Service
 
     real = get_embedder("")
     embedder = HashEmbedder(real) if fake else real
@@ -313,7 +313,7 @@ def corpus_centres() -> np.ndarray:
     path = Path("/work/idx-corpus")
     files = sorted(path.glob("vectors-*.faiss")) if path.exists() else []
     if files:
-        from qa.vectorstore import load_store
+        from qa.index.vectorstore import load_store
 
         return load_store(files[-1]).vectors()[1]
     rng = np.random.default_rng(1)
@@ -484,7 +484,7 @@ def main() -> int:
         fake_from = 0 if args.fake_embedder else args.fake_from
         print("## Part A: the whole index\n")
         print(
-            "Each size in a fresh process; updates go through qa.service.Service.rebuild (read the "
+            "Each size in a fresh process; updates go through qa.serve.service.Service.rebuild (read the "
             "folder, update the index, make the new searcher) with the model loaded: one summary edited "
             "(written as a delta on the generation), no change, an edit folded into a new generation "
             "(compaction, `rebuild(compact=True)`), then one more edit (a delta on the compacted "

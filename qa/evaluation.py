@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.documents import Document
+from qa.corpus.documents import Document
 from qa.errors import QAError
-from qa.index import Progress
-from qa.search import MODES, Answer, Searcher
+from qa.index.store import Progress
+from qa.search.pipeline import MODES, Answer, Searcher
 
 #: Where `qa eval --beir DIR` keeps its index when no --index is given: index-beir/<DIR's name>.
 BEIR_INDEX_ROOT = Path("index-beir")

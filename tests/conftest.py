@@ -17,7 +17,7 @@ SEEDS = ROOT / "seeds"
 @pytest.fixture(scope="session")
 def embedder():
     """The real bundled all-MiniLM-L6-v2, loaded once."""
-    from qa.embedding import get_embedder
+    from qa.models.embedding import get_embedder
 
     return get_embedder("")
 
@@ -25,8 +25,8 @@ def embedder():
 @pytest.fixture(scope="session")
 def corpus_index(tmp_path_factory, embedder):
     """A real index of the 317 shared summaries, built once per test session."""
-    from qa.documents import load_folder
-    from qa.index import update_index
+    from qa.corpus.documents import load_folder
+    from qa.index.store import update_index
 
     folder = tmp_path_factory.mktemp("corpus-index")
     index, _ = update_index(folder, load_folder(CORPUS), embedder)
@@ -36,7 +36,7 @@ def corpus_index(tmp_path_factory, embedder):
 @pytest.fixture(scope="session")
 def corpus_searcher(corpus_index, embedder):
     """A `Searcher` over the corpus index."""
-    from qa.search import Searcher
+    from qa.search.pipeline import Searcher
 
     return Searcher(corpus_index, embedder)
 

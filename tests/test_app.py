@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from qa.app import LAUNCH_OPTIONS, MAX_K, Service, build_app, make_service
-from qa.search import Searcher
+from qa.search.pipeline import Searcher
+from qa.serve.app import LAUNCH_OPTIONS, MAX_K, Service, build_app, make_service
 from tests.conftest import CORPUS, SEEDS
 
 pytestmark = pytest.mark.slow
@@ -131,7 +131,7 @@ def test_api_refuses_bad_input_with_a_clear_message_and_no_traceback(seed_server
 
 
 def test_a_lone_surrogate_in_the_json_gets_an_answer(seed_server, capfd):
-    from qa import remote
+    from qa.serve import remote
 
     _, client = seed_server
     capfd.readouterr()

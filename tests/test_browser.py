@@ -99,7 +99,7 @@ def chromium():
 
 
 def _serve(service) -> tuple[object, str]:
-    from qa.app import LAUNCH_OPTIONS, build_app
+    from qa.serve.app import LAUNCH_OPTIONS, build_app
 
     demo = build_app(service)
     port = _free_port()
@@ -112,7 +112,7 @@ def _serve(service) -> tuple[object, str]:
 @pytest.fixture(scope="module")
 def service(chromium, tmp_path_factory):
     """A service over ~30 real summaries and a hostile one."""
-    from qa.app import make_service
+    from qa.serve.app import make_service
 
     folder = tmp_path_factory.mktemp("browser") / "docs"
     folder.mkdir()
@@ -406,7 +406,7 @@ def test_readme_screenshot_on_the_whole_corpus(chromium, tmp_path):
     prebuilt = os.environ.get("QA_SCREENSHOT_INDEX", "")
     if not prebuilt:
         pytest.skip("QA_SCREENSHOT_INDEX is not set")
-    from qa.app import make_service
+    from qa.serve.app import make_service
 
     shutil.copytree(prebuilt, tmp_path / "index")
     demo, address = _serve(make_service(CORPUS, tmp_path / "index"))

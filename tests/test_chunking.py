@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.chunking import chunk_document, embed_text, sections, split_long, split_sentences, word_count
-from qa.documents import Document, load_document, load_folder
+from qa.corpus.chunking import chunk_document, embed_text, sections, split_long, split_sentences, word_count
+from qa.corpus.documents import Document, load_document, load_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "summaries"

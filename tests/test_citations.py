@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.citations import to_bibtex, to_ris, to_text
-from qa.documents import Citation, load_document, load_folder
+from qa.corpus.citations import to_bibtex, to_ris, to_text
+from qa.corpus.documents import Citation, load_document, load_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "summaries"

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from qa.cli import build_parser, main
+from qa.serve.cli import build_parser, main
 from tests.conftest import CORPUS, SEEDS
 
 

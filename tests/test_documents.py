@@ -9,7 +9,7 @@ from pathlib import Path
 import frontmatter
 import pytest
 
-from qa.documents import (
+from qa.corpus.documents import (
     Document,
     LoadResult,
     load_document,

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.cli import main
-from qa.documents import LoadResult
+from qa.corpus.documents import LoadResult
 from qa.evaluation import (
     METRICS,
     EvaluationError,
@@ -22,8 +21,9 @@ from qa.evaluation import (
     report_to_dict,
     score,
 )
-from qa.index import update_index
-from qa.search import Searcher
+from qa.index.store import update_index
+from qa.search.pipeline import Searcher
+from qa.serve.cli import main
 from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.slow

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qa.app import EXAMPLES
-from qa.followup import MAX_FOLLOWUP_WORDS, is_followup, wants_study, with_context
+from qa.search.followup import MAX_FOLLOWUP_WORDS, is_followup, wants_study, with_context
+from qa.serve.app import EXAMPLES
 
 ANTIVIRAL = "Has any antiviral helped ME/CFS patients?"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.highlight import highlight_many
+from qa.present.highlight import highlight_many
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.documents import load_folder
-from qa.index import MANIFEST, Index, update_folder, update_index
+from qa.corpus.documents import load_folder
+from qa.index.store import MANIFEST, Index, update_folder, update_index
 from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.slow

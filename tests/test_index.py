@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qa.chunking import chunk_document
-from qa.documents import load_folder
+from qa.corpus.chunking import chunk_document
+from qa.corpus.documents import load_folder
 from qa.errors import IndexStateError
-from qa.index import Index, open_index, resolve_docs, update_index
+from qa.index.store import Index, open_index, resolve_docs, update_index
 from tests.conftest import CORPUS, SEEDS
 
 PICK = [
@@ -84,7 +84,7 @@ def test_incremental_update_embeds_only_what_changed(docs, tmp_path, embedder):
 
 
 def _search(index, embedder, question):
-    from qa.search import Searcher
+    from qa.search.pipeline import Searcher
 
     return Searcher(index, embedder).passages(question)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.chunking import chunk_document
-from qa.documents import load_folder
-from qa.keywords import KeywordIndex, tokenize
+from qa.corpus.chunking import chunk_document
+from qa.corpus.documents import load_folder
+from qa.index.keywords import KeywordIndex, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "summaries"

@@ -10,7 +10,7 @@ import pytest
 
 from qa.errors import IndexStateError
 from qa.evaluation import Question, Retrieved, format_report, load_questions, report_to_dict, score
-from qa.multilingual import (
+from qa.models.multilingual import (
     LANGUAGES,
     UI_TEXT,
     MultilingualRetriever,
@@ -118,8 +118,8 @@ def test_chosen_texts_take_each_summarys_summary_section_or_its_first_passage():
 @pytest.fixture(scope="module")
 def small_chunks(embedder):
     """Real chunks of the few summaries in FILES, keyed by made-up chunk ids."""
-    from qa.chunking import chunk_document
-    from qa.documents import load_document
+    from qa.corpus.chunking import chunk_document
+    from qa.corpus.documents import load_document
 
     chunks = {}
     for name in FILES.values():
@@ -172,7 +172,7 @@ OFF_TOPIC = [  # not the questions MIN_MULTILINGUAL was set on
 
 
 def test_off_topic_questions_fall_below_the_multilingual_floor_and_on_topic_ones_do_not(retriever):
-    from qa.search import MIN_MULTILINGUAL, MIN_WORDS, judge_coverage
+    from qa.search.pipeline import MIN_MULTILINGUAL, MIN_WORDS, judge_coverage
 
     best = {q: retriever.search(q, 1)[0][1] for q in ON_TOPIC + OFF_TOPIC}
     assert all(best[q] >= MIN_MULTILINGUAL for q in ON_TOPIC), best
@@ -188,9 +188,9 @@ def test_off_topic_questions_fall_below_the_multilingual_floor_and_on_topic_ones
 
 
 def _study_with_dense(score: float):
-    from qa.chunking import Chunk
-    from qa.documents import Citation
-    from qa.search import Passage, StudyHit
+    from qa.corpus.chunking import Chunk
+    from qa.corpus.documents import Citation
+    from qa.search.pipeline import Passage, StudyHit
 
     citation = Citation(label="A et al. (2025)", title="A study", year="2025")
     chunk = Chunk("a.md#0", "a.md", "Summary", "Text.", "A study. Text.", citation)
@@ -259,7 +259,7 @@ def test_the_multilingual_set_loads_with_its_languages():
 
 
 def test_open_stage_embeds_once_then_reads_the_saved_vectors(small_chunks, tmp_path):
-    from qa.multilingual import open_stage
+    from qa.models.multilingual import open_stage
 
     first = open_stage(tmp_path, small_chunks)
     assert (tmp_path / "multilingual.faiss").exists()

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import cli, remote
-from qa.documents import load_folder
-from qa.index import Index, update_index
-from qa.sentences import sentences_of
+from qa.corpus.documents import load_folder
+from qa.index.sentences import sentences_of
+from qa.index.store import Index, update_index
+from qa.serve import cli, remote
 from tests.conftest import CORPUS, ROOT
 
 pytestmark = pytest.mark.slow
@@ -51,15 +51,15 @@ def _free_port() -> int:
 
 
 def test_cli_lists_match_the_library():
-    from qa.rerank import RERANKERS
-    from qa.search import MODES, SearchSettings
+    from qa.models.rerank import RERANKERS
+    from qa.search.pipeline import MODES, SearchSettings
 
     assert cli.MODES == MODES and set(cli.RERANK) == set(RERANKERS)
     assert SearchSettings().rerank_busy == cli.RERANK_BUSY
 
 
 def test_light_embedder_matches_sentence_transformers(embedder):
-    from qa.light import LightEmbedder
+    from qa.models.light import LightEmbedder
 
     light = LightEmbedder()
     texts = [
@@ -192,7 +192,7 @@ def test_ask_without_a_server_never_imports_torch(tmp_path, embedder):
     docs = _docs(tmp_path / "docs", 3)
     update_index(tmp_path / "index", load_folder(docs), embedder)
     code = (
-        "import sys; from qa.cli import main; "
+        "import sys; from qa.serve.cli import main; "
         f"code = main(['ask', 'Does exercise make symptoms worse?', '--index', {str(tmp_path / 'index')!r}, '--json']); "
         "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'torch imported'; "
         "sys.exit(code)"

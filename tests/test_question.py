@@ -1,8 +1,8 @@
-"""The part of a question the models read (qa/question.py), with a word count as the tokenizer."""
+"""The part of a question the models read (qa/search/question.py), with a word count as the tokenizer."""
 
 from __future__ import annotations
 
-from qa.question import clean_text, fit_question
+from qa.search.question import clean_text, fit_question
 
 
 def words(text: str) -> int:

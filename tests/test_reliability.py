@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from qa.cli import main
-from qa.documents import load_document, load_folder, safe_text
+from qa.corpus.documents import load_document, load_folder, safe_text
 from qa.errors import DocumentError, IndexStateError
-from qa.index import MANIFEST, open_index, update_index
-from qa.search import Searcher
+from qa.index.store import MANIFEST, open_index, update_index
+from qa.search.pipeline import Searcher
+from qa.serve.cli import main
 from tests.conftest import CORPUS, ROOT, SEEDS
 from tests.test_app import _free_port
 
@@ -184,7 +184,7 @@ def test_kill_9_during_a_rebuild_keeps_the_old_answers_and_the_next_run_cleans_u
 
     log = (tmp_path / "rebuild.log").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "index", "--rebuild", "--index", str(index)],
+        [sys.executable, "-m", "qa.serve.cli", "index", "--rebuild", "--index", str(index)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -247,13 +247,13 @@ def test_a_full_disk_is_rolled_back_named_and_the_retry_embeds_nothing_again(tmp
         else:
             import errno
 
-            import qa.index
+            import qa.index.store
 
             def full(path: Path, data: bytes) -> None:
                 path.write_bytes(data[: len(data) // 2])  # a partial file, as a full disk leaves
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-            monkeypatch.setattr(qa.index, "_write_file", full)
+            monkeypatch.setattr(qa.index.store, "_write_file", full)
         encoded: list[int] = []
         encode = embedder.encode
         monkeypatch.setattr(
@@ -292,7 +292,17 @@ def test_watched_server_keeps_answering_while_bad_files_land(tmp_path, embedder)
     log = (tmp_path / "serve.log").open("w+")
     # No --docs: the server follows the folder the index records (issue 12).
     server = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--watch", "--index", str(index), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "qa.serve.cli",
+            "serve",
+            "--watch",
+            "--index",
+            str(index),
+            "--port",
+            str(port),
+        ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED
-from qa.chunking import Chunk
-from qa.documents import Citation, Document
-from qa.highlight import Sentence
-from qa.render import (
+from qa.corpus.chunking import Chunk
+from qa.corpus.documents import Citation, Document
+from qa.present.answer import CLOSEST, DISCLAIMER, NOT_COVERED
+from qa.present.highlight import Sentence
+from qa.present.render import (
     answer_html,
     answer_text,
     digest,
@@ -32,7 +32,7 @@ from qa.render import (
     study_types,
     turn_html,
 )
-from qa.search import Answer, Filters, Passage, StudyHit
+from qa.search.pipeline import Answer, Filters, Passage, StudyHit
 
 ALLOWED_TAGS = {"div", "span", "strong", "em", "code", "sub", "sup", "a", "blockquote", "mark", "p", "br"}
 ALLOWED_TAGS |= {

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from qa.chunking import Chunk
-from qa.documents import Citation
-from qa.search import Passage, _Study, choose_passages, is_background
+from qa.corpus.chunking import Chunk
+from qa.corpus.documents import Citation
+from qa.search.pipeline import Passage, _Study, choose_passages, is_background
 
 
 @pytest.mark.slow
 def test_the_cross_encoder_scores_the_passage_that_answers_highest():
-    from qa.rerank import get_reranker
+    from qa.models.rerank import get_reranker
 
     reranker = get_reranker("cross-encoder", 128)
     scores = reranker.score(
@@ -27,7 +27,7 @@ def test_the_cross_encoder_scores_the_passage_that_answers_highest():
 
 
 def test_no_reranker_is_a_setting_not_an_error():
-    from qa.rerank import get_reranker
+    from qa.models.rerank import get_reranker
 
     assert get_reranker("none") is None
 
@@ -77,7 +77,7 @@ def test_sections_that_set_out_the_question_are_told_from_findings(section, back
 
 @pytest.mark.slow
 def test_a_question_longer_than_the_window_is_cut_not_an_error():
-    from qa.rerank import get_reranker
+    from qa.models.rerank import get_reranker
 
     reranker = get_reranker("cross-encoder", 192)
     for question in ("!?" * 290, "病" * 399, "ME/CFS, IL-6; " * 70):

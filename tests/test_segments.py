@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import qa.index
-from qa.index import MANIFEST, Index, follow_index, update_folder
-from qa.keywords import KeywordIndex
-from qa.search import DenseRetriever, Searcher, SearchSettings
-from qa.segments import LayeredKeywords, LayeredStore, flatten
-from qa.vectorstore import ExactStore, IVFStore
-from qa.vocabulary import Vocabulary
+import qa.index.store
+from qa.index.keywords import KeywordIndex
+from qa.index.segments import LayeredKeywords, LayeredStore, flatten
+from qa.index.store import MANIFEST, Index, follow_index, update_folder
+from qa.index.vectorstore import ExactStore, IVFStore
+from qa.search.pipeline import DenseRetriever, Searcher, SearchSettings
+from qa.search.vocabulary import Vocabulary
 from tests.conftest import CORPUS
 
 TEXTS = [
@@ -133,7 +133,7 @@ def _results(index: Index, embedder) -> dict:
 
 
 def test_a_delta_update_reloads_to_what_a_full_rebuild_gives(small_docs, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(qa.index, "COMPACT_SHARE", 1.0)  # a small folder: keep every update a delta
+    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)  # a small folder: keep every update a delta
     folder = tmp_path / "idx"
     first, _ = update_folder(folder, small_docs, embedder)
     base_files = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name.startswith("vectors-")}
@@ -182,7 +182,7 @@ def test_a_delta_update_reloads_to_what_a_full_rebuild_gives(small_docs, tmp_pat
 def test_a_crash_between_the_delta_and_the_manifest_leaves_the_previous_index(
     small_docs, tmp_path, embedder, monkeypatch
 ):
-    monkeypatch.setattr(qa.index, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)
     folder = tmp_path / "idx"
     first, _ = update_folder(folder, small_docs, embedder)
     before = _live_files(folder)
@@ -193,7 +193,7 @@ def test_a_crash_between_the_delta_and_the_manifest_leaves_the_previous_index(
         raise SystemExit("killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(qa.index, "_write_manifest", killed)
+        patch.setattr(qa.index.store, "_write_manifest", killed)
         with pytest.raises(SystemExit):
             update_folder(folder, small_docs, embedder, current=first)
     assert any(name.startswith("delta-") for name in _live_files(folder) - before)
@@ -220,8 +220,8 @@ def test_deltas_are_compacted_past_their_share_or_count(small_docs, tmp_path, em
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["deltas"] == [] and manifest["base"] == manifest["generation"]
 
-    monkeypatch.setattr(qa.index, "COMPACT_SHARE", 1.0)
-    monkeypatch.setattr(qa.index, "MAX_DELTAS", 2)
+    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.store, "MAX_DELTAS", 2)
     for n in range(3):
         edited.write_text(original + f"\nLine number {n}.\n", encoding="utf-8")
         index, _ = update_folder(folder, small_docs, embedder, current=index)
@@ -243,7 +243,7 @@ def test_deltas_are_compacted_past_their_share_or_count(small_docs, tmp_path, em
 
 
 def test_a_reader_follows_only_the_new_deltas(small_docs, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(qa.index, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)
     folder = tmp_path / "idx"
     writer, _ = update_folder(folder, small_docs, embedder)
     reader = Index.load(folder)
@@ -273,10 +273,10 @@ def test_the_vocabulary_follows_an_update_without_relearning():
 
 
 def test_the_service_follows_a_delta_without_relearning(small_docs, tmp_path, embedder, monkeypatch):
-    from qa.multilingual import chosen_texts
-    from qa.service import Service
+    from qa.models.multilingual import chosen_texts
+    from qa.serve.service import Service
 
-    monkeypatch.setattr(qa.index, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)
     service = Service(small_docs, tmp_path / "idx", embedder, settings=SearchSettings(rerank="none"))
     service.rebuild()
     old = service.searcher

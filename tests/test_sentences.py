@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import qa.sentences as sentences
+import qa.index.sentences as sentences
 
 
 class _CountingEmbedder:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexStateError
-from qa.vectorstore import (
+from qa.index.vectorstore import (
     APPROXIMATE_FROM,
     ExactStore,
     IVFStore,
@@ -158,7 +158,7 @@ def test_choose_store_by_size():
 
 
 def test_refit_moves_vectors_without_reembedding(monkeypatch):
-    monkeypatch.setattr("qa.vectorstore.APPROXIMATE_FROM", 200)
+    monkeypatch.setattr("qa.index.vectorstore.APPROXIMATE_FROM", 200)
     small = ExactStore(DIM)
     small.add(np.arange(150), unit(150))
     assert refit(small) is small
@@ -172,7 +172,7 @@ def test_refit_moves_vectors_without_reembedding(monkeypatch):
 
 
 def test_old_index_file_opens_as_exact(tmp_path):
-    old = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))  # what qa/index.py has always written
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))  # what qa/index/store.py has always written
     old.add_with_ids(unit(5), np.arange(5, dtype=np.int64))
     faiss.write_index(old, str(tmp_path / "vectors-3.faiss"))
     store = load_store(tmp_path / "vectors-3.faiss")

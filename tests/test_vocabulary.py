@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.vocabulary import Vocabulary, find_acronyms
+from qa.search.vocabulary import Vocabulary, find_acronyms
 
 TEXTS = [
     "Low-dose naltrexone (LDN) was given for 12 weeks. LDN improved brain fog in some patients.",

@@ -8,16 +8,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.chunking import sections
 from qa.config import DEFAULT_K
-from qa.documents import SUFFIXES, Citation, Document, load_document, safe_text
-from qa.embedding import Embedder, get_embedder
+from qa.corpus.chunking import sections
+from qa.corpus.documents import SUFFIXES, Citation, Document, load_document, safe_text
 from qa.errors import DocumentError, QAError
-from qa.highlight import Highlights, highlight_answer
-from qa.index import MANIFEST, Index, Progress, UpdateReport, follow_index, update_folder
-from qa.light import query_embedder
-from qa.render import source_html, text_html
-from qa.search import Answer, Filters, Searcher, SearchSettings, vocabulary_text
+from qa.index.store import MANIFEST, Index, Progress, UpdateReport, follow_index, update_folder
+from qa.models.embedding import Embedder, get_embedder
+from qa.models.light import query_embedder
+from qa.present.highlight import Highlights, highlight_answer
+from qa.present.render import source_html, text_html
+from qa.search.pipeline import Answer, Filters, Searcher, SearchSettings, vocabulary_text
 
 
 @dataclass
@@ -212,7 +212,7 @@ def open_searcher(index: Index, embedder: Embedder, settings: SearchSettings | N
     settings = settings or SearchSettings()
     searcher = Searcher(index, embedder, settings)
     if settings.multilingual:
-        from qa.multilingual import open_stage
+        from qa.models.multilingual import open_stage
 
         searcher.retrievers["multilingual"] = open_stage(index.folder, index.chunks)
     return searcher
@@ -229,7 +229,7 @@ def _updated_searcher(old: Searcher, index: Index, embedder: Embedder, settings:
     )
     searcher = Searcher(index, embedder, settings, reranker=old.reranker, vocabulary=vocabulary)
     if settings.multilingual:
-        from qa.multilingual import open_stage
+        from qa.models.multilingual import open_stage
 
         stage = old.retrievers.get("multilingual")
         searcher.retrievers["multilingual"] = (
@@ -240,7 +240,7 @@ def _updated_searcher(old: Searcher, index: Index, embedder: Embedder, settings:
 
 def _updated_stage(stage, index: Index, removed: list, added: list):  # noqa: ANN001, ANN202
     """A copy of the multilingual stage with the changed passages re-embedded, saved beside the index."""
-    from qa.multilingual import MultilingualStage, chosen_texts
+    from qa.models.multilingual import MultilingualStage, chosen_texts
 
     retriever = stage.retriever.copy()
     retriever.remove([cid for cid, _ in removed])
@@ -259,7 +259,7 @@ def make_service(
 ) -> Service:
     """Bring the index up to date with `docs` (unless `update` is False) and return a ready `Service`.
 
-    An existing index is served with the numpy query model (`qa/light.py`: no torch, a fast
+    An existing index is served with the numpy query model (`qa/models/light.py`: no torch, a fast
     start); building one from nothing uses sentence-transformers, faster for thousands of passages.
     """
     exists = (index_dir / MANIFEST).exists()

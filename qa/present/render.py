@@ -14,12 +14,12 @@ from urllib.parse import urlencode, urlparse
 
 from markdown_it import MarkdownIt
 
-from qa.answer import CLOSEST, DISCLAIMER, NOT_COVERED, cut_note
-from qa.chunking import split_sentences
-from qa.documents import Citation, Document
-from qa.highlight import MIN_SIMILARITY, Highlights, Sentence
-from qa.multilingual import notice, ui_text
-from qa.search import Answer, Filters, StudyHit
+from qa.corpus.chunking import split_sentences
+from qa.corpus.documents import Citation, Document
+from qa.models.multilingual import notice, ui_text
+from qa.present.answer import CLOSEST, DISCLAIMER, NOT_COVERED, cut_note
+from qa.present.highlight import MIN_SIMILARITY, Highlights, Sentence
+from qa.search.pipeline import Answer, Filters, StudyHit
 
 # Characters Markdown would act on become entities, so text stays inert wherever it is shown
 # (the Gradio Markdown panels render our strings as Markdown).

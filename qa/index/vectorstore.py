@@ -134,7 +134,7 @@ class VectorStore(ABC):
 
 
 class ExactStore(VectorStore):
-    """Every vector compared with the query: FAISS IndexIDMap2(IndexFlatIP), as qa/index.py has used."""
+    """Every vector compared with the query: FAISS IndexIDMap2(IndexFlatIP), as qa/index/store.py has used."""
 
     kind = "faiss-flat"
 

@@ -15,13 +15,11 @@ from typing import Any
 
 import gradio as gr
 
-from qa.answer import DISCLAIMER, answer_to_dict, cut_note
-from qa.citations import to_bibtex, to_ris, to_text
 from qa.config import CATEGORY_TAGS, DEFAULT_K
+from qa.corpus.citations import to_bibtex, to_ris, to_text
 from qa.errors import QAError
-from qa.followup import wants_study, with_context
-from qa.question import clean_text
-from qa.render import (
+from qa.present.answer import DISCLAIMER, answer_to_dict, cut_note
+from qa.present.render import (
     answer_html,
     answer_text,
     filters_text,
@@ -30,8 +28,10 @@ from qa.render import (
     text_html,
     turn_html,
 )
-from qa.search import Answer, Filters, parse_filters
-from qa.service import Service, make_service  # noqa: F401  (make_service: re-exported for callers)
+from qa.search.followup import wants_study, with_context
+from qa.search.pipeline import Answer, Filters, parse_filters
+from qa.search.question import clean_text
+from qa.serve.service import Service, make_service  # noqa: F401  (make_service: re-exported for callers)
 
 EXAMPLES = [
     "Has any antiviral helped ME/CFS patients?",
@@ -586,9 +586,9 @@ def serve(
     With `mcp`, the `/ask` endpoint is also an MCP tool for AI assistants (needs gradio[mcp]);
     with `watch`, the index follows changes to the summaries folder; with `operator`, the page
     offers Rebuild (and `/rebuild` answers), which visitors otherwise cannot reach. Once it
-    listens, the server says so in its index folder, so `qa ask` can ask it (qa/remote.py).
+    listens, the server says so in its index folder, so `qa ask` can ask it (qa/serve/remote.py).
     """
-    from qa import remote
+    from qa.serve import remote
 
     if watch:
         service.watch(threading.Event())

@@ -60,7 +60,7 @@ class CrossEncoder:
         self.max_tokens = max_tokens
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         # Cut the longer of question and passage first: for a question under half the window
-        # (every question the search sends, qa/question.py) this cuts only the passage, exactly as
+        # (every question the search sends, qa/search/question.py) this cuts only the passage, exactly as
         # "only_second" did, but a longer question is cut too instead of raising "Sequence to
         # truncate too short", which left a reader's long question searching forever.
         self.tokenizer.enable_truncation(max_tokens, strategy="longest_first")

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.chunking import split_sentences
+from qa.corpus.chunking import split_sentences
 
 if TYPE_CHECKING:
-    from qa.embedding import Embedder
-    from qa.index import Index
+    from qa.index.store import Index
+    from qa.models.embedding import Embedder
 
 #: Passages whose sentence vectors are kept in memory when not stored (LRU).
 CACHE_PASSAGES = 4096
@@ -127,7 +127,7 @@ def refresh(index: Index, embedder: Embedder) -> None:
 def add_rows(index: Index, embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Sentence vectors of new passages, stored in `index.sentences`: (sentence count per passage, float16 rows).
 
-    What a delta (qa/segments.py) writes instead of every passage's rows.
+    What a delta (qa/index/segments.py) writes instead of every passage's rows.
     """
     if index.sentences is None or index.sentences.model != embedder.name:
         index.sentences = SentenceVectors(embedder.name)

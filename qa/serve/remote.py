@@ -102,7 +102,7 @@ def ask_any(index_dir: Path, question: str, tags: list[str], date_from: str, dat
 
 
 def as_answer(data: dict) -> SimpleNamespace:
-    """The API's JSON in the shape `qa.answer.answer_to_text` reads (studies, citations, passages)."""
+    """The API's JSON in the shape `qa.present.answer.answer_to_text` reads (studies, citations, passages)."""
 
     def study(s: dict) -> SimpleNamespace:
         citation = SimpleNamespace(**s["citation"])

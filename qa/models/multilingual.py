@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 
 from qa.errors import IndexStateError
-from qa.vectorstore import ExactStore, load_store
+from qa.index.vectorstore import ExactStore, load_store
 
 #: Languages served; questions in any other language are searched as English.
 LANGUAGES = ("en", "de", "es", "fr", "nl", "it")
@@ -152,7 +152,7 @@ def chosen_texts(chunks: Mapping[int, object]) -> dict[int, str]:
     """What the retriever embeds, by chunk id: per document its title and Summary section.
 
     A document without a Summary section (trial registry entries, thread pages) gives its
-    first passage. `chunks` maps ids to `qa.chunking.Chunk`s (anything with `doc_id`,
+    first passage. `chunks` maps ids to `qa.corpus.chunking.Chunk`s (anything with `doc_id`,
     `section`, `part` and `embed_text`).
     """
     best: dict[str, tuple[int, int]] = {}  # doc id -> (preference, chunk id); lower wins
@@ -296,7 +296,7 @@ class MultilingualRetriever:
 
 
 class MultilingualStage:
-    """The retriever as a search stage (`qa.search.Retriever`): the multilingual list."""
+    """The retriever as a search stage (`qa.search.pipeline.Retriever`): the multilingual list."""
 
     name = "multilingual"
 

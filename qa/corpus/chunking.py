@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 
-from qa.documents import LABELLED_BULLET, METADATA_LABELS, Citation, Document
+from qa.corpus.documents import LABELLED_BULLET, METADATA_LABELS, Citation, Document
 
 #: Bump when chunk boundaries or embedded text change: the index is then rebuilt.
 CHUNKER_VERSION = "5"

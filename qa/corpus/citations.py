@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from qa.documents import Citation
+from qa.corpus.documents import Citation
 
 
 def _authors(citation: Citation) -> list[str]:

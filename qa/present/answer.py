@@ -7,8 +7,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: `qa ask` answered by a server must not import the search stack
-    from qa.highlight import Highlights
-    from qa.search import Answer
+    from qa.present.highlight import Highlights
+    from qa.search.pipeline import Answer
 
 NOT_COVERED = "No summary seems to answer this question."
 CLOSEST = "Closest passages, which may not answer it:"
@@ -27,7 +27,7 @@ DISCLAIMER = (
 
 def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict:
     """A JSON-ready dict of the answer: studies, passages, highlights, scores and citation fields."""
-    from qa.multilingual import notice  # here, not at the top: `qa ask` via a server stays light
+    from qa.models.multilingual import notice  # here, not at the top: `qa ask` via a server stays light
 
     highlights = highlights or {}
 

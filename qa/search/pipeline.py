@@ -5,7 +5,7 @@
 
 Each stage is a small function below. The parts that get swapped sit behind small interfaces:
 a `Retriever` (dense vectors, BM25, or another one such as a multilingual model), the
-`Embedder`, and the `Reranker` (`qa/rerank.py`). `SearchSettings` holds everything that
+`Embedder`, and the `Reranker` (`qa/models/rerank.py`). `SearchSettings` holds everything that
 changes results; `SearchSettings.describe()` is recorded with each answer.
 """
 
@@ -18,16 +18,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from qa.chunking import Chunk
 from qa.config import CATEGORY_TAGS
-from qa.documents import Citation
-from qa.embedding import Embedder
-from qa.index import Index
-from qa.keywords import tokenize
-from qa.multilingual import detect_language
-from qa.question import clean_text, fit_question
-from qa.rerank import DEFAULT_RERANKER, Reranker, get_reranker
-from qa.vocabulary import Understood, Vocabulary, english_counts
+from qa.corpus.chunking import Chunk
+from qa.corpus.documents import Citation
+from qa.index.keywords import tokenize
+from qa.index.store import Index
+from qa.models.embedding import Embedder
+from qa.models.multilingual import detect_language
+from qa.models.rerank import DEFAULT_RERANKER, Reranker, get_reranker
+from qa.search.question import clean_text, fit_question
+from qa.search.vocabulary import Understood, Vocabulary, english_counts
 
 MODES = ("hybrid", "dense", "bm25")
 NO_WORDS = "The question has no words to search for: ask in words, for example “Does pacing help?”."
@@ -60,7 +60,7 @@ class SearchSettings:
     #: Spell out acronyms and correct typos against the corpus before searching.
     understand: bool = True
     #: Questions in German, Spanish, French, Dutch or Italian searched with multilingual-e5
-    #: (qa/multilingual.py); registered by the service layer when it opens an index.
+    #: (qa/models/multilingual.py); registered by the service layer when it opens an index.
     multilingual: bool = True
 
     def describe(self) -> dict:
@@ -159,7 +159,7 @@ class Answer:
     reranked: bool = False
     #: Why the reranker, though on, did not run ("" when it ran or is off).
     rerank_skipped: str = ""
-    #: The part of a long question that was searched, when it was cut (qa/question.py).
+    #: The part of a long question that was searched, when it was cut (qa/search/question.py).
     cut: str = ""
 
 
@@ -581,7 +581,7 @@ class Searcher:
         typed, question = question, fit_question(clean_text(question), self.embedder.count_tokens)
         if not any(ch.isalnum() for ch in question):  # "🤒😴💊🧠" or "?!": nothing to search for
             return Answer(typed, (), False, NO_WORDS, filters, mode, settings=settings)
-        # Another language (qa/multilingual.py): the multilingual stage alone ranks. The English
+        # Another language (qa/models/multilingual.py): the multilingual stage alone ranks. The English
         # stages (typo fixes, words, English model, reranker) read its words as noise: fused in,
         # they lowered non-English hit@5 from 0.875 to 0.50 on tests/data/questions-multilingual.jsonl.
         lang = detect_language(question)

@@ -12,11 +12,11 @@ from pathlib import Path
 from qa import __version__, config
 from qa.errors import QAError
 
-# The same as qa.search.MODES (a test checks): importing the search stack here would make
+# The same as qa.search.pipeline.MODES (a test checks): importing the search stack here would make
 # `qa --help` and a `qa ask` answered by a running server wait a second or more for bm25s.
 MODES = ("hybrid", "dense", "bm25")
-RERANK = ("cross-encoder", "none")  # qa.rerank.RERANKERS
-RERANK_BUSY = 2  # qa.search.SearchSettings.rerank_busy
+RERANK = ("cross-encoder", "none")  # qa.models.rerank.RERANKERS
+RERANK_BUSY = 2  # qa.search.pipeline.SearchSettings.rerank_busy
 
 DOCS_HELP = (
     f"folder of Markdown summaries (default: the folder the index was built from, else "
@@ -221,7 +221,7 @@ def _tqdm_progress():
 
 def resolve_docs_arg(args: argparse.Namespace) -> Path:
     """The summaries folder for a command: --docs (or QA_DOCS), else the one the index records."""
-    from qa.index import recorded_docs, resolve_docs
+    from qa.index.store import recorded_docs, resolve_docs
 
     given = args.docs if args.docs is not None else os.environ.get("QA_DOCS")
     switch = args.switch_docs or getattr(args, "rebuild", False)
@@ -245,8 +245,8 @@ def refresh_index(
 
     Returns (index, report, embedder).
     """
-    from qa.embedding import get_embedder
-    from qa.index import update_folder
+    from qa.index.store import update_folder
+    from qa.models.embedding import get_embedder
 
     embedder = get_embedder(model)
     index, report = update_folder(
@@ -292,7 +292,7 @@ def _ask_server(args: argparse.Namespace) -> bool:
     """Answer through a running `qa serve` of this index; False when none can (then search here)."""
     if args.local or args.docs is not None or args.mode != "hybrid" or args.model != config.DEFAULT_MODEL:
         return False  # an update, another mode or model: only this process can do that
-    from qa import remote
+    from qa.serve import remote
 
     try:
         data, url = remote.ask_any(args.index, args.question, args.tag, args.date_from, args.date_to, args.k)
@@ -305,7 +305,7 @@ def _ask_server(args: argparse.Namespace) -> bool:
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        from qa.answer import answer_to_text
+        from qa.present.answer import answer_to_text
 
         print(answer_to_text(remote.as_answer(data)))
     return True
@@ -317,11 +317,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         args.local = True  # the server's API stops at 20 studies
     if _ask_server(args):
         return 0
-    from qa.answer import answer_to_dict, answer_to_text
-    from qa.index import open_index
-    from qa.light import query_embedder
-    from qa.search import SearchSettings, parse_filters
-    from qa.service import open_searcher
+    from qa.index.store import open_index
+    from qa.models.light import query_embedder
+    from qa.present.answer import answer_to_dict, answer_to_text
+    from qa.search.pipeline import SearchSettings, parse_filters
+    from qa.serve.service import open_searcher
 
     try:
         filters = parse_filters(args.tag, args.date_from, args.date_to)
@@ -337,7 +337,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     searcher = open_searcher(index, embedder, SearchSettings(mode=args.mode, rerank=args.rerank))
     answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
     if args.json:
-        from qa.highlight import highlight_answer
+        from qa.present.highlight import highlight_answer
 
         data = answer_to_dict(answer, highlight_answer(embedder, answer, index.sentences))
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -348,9 +348,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`qa serve`."""
-    from qa.app import serve
-    from qa.search import SearchSettings
-    from qa.service import make_service
+    from qa.search.pipeline import SearchSettings
+    from qa.serve.app import serve
+    from qa.serve.service import make_service
 
     docs = resolve_docs_arg(args)
     if args.switch_docs:  # the service's own update keeps to the recorded folder: switch first
@@ -365,7 +365,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     for problem in service.problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
-    from qa.multilingual import detect_language
+    from qa.models.multilingual import detect_language
 
     detect_language("warm-up")  # its model loads now (0.4 s), not in the first reader's wait
     index = service.searcher.index
@@ -394,13 +394,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_questions,
         report_to_dict,
     )
-    from qa.search import SearchSettings
-    from qa.service import open_searcher
+    from qa.search.pipeline import SearchSettings
+    from qa.serve.service import open_searcher
 
     if args.beir:
-        from qa.documents import LoadResult
-        from qa.embedding import get_embedder
-        from qa.index import update_index
+        from qa.corpus.documents import LoadResult
+        from qa.index.store import update_index
+        from qa.models.embedding import get_embedder
 
         documents, questions = load_beir(args.beir, args.split)
         index_dir = args.index or BEIR_INDEX_ROOT / args.beir.resolve().name

@@ -41,7 +41,7 @@ class KeywordIndex:
         self.model = model
         self.ids = ids
         #: Mean tokens per row, which bm25s uses but does not keep: rows added later
-        #: (qa/segments.py) are scored with it. None for an index saved before it was recorded.
+        #: (qa/index/segments.py) are scored with it. None for an index saved before it was recorded.
         self.avgdl = avgdl
         self.vocab: dict[str, int] = model.vocab_dict or {}
         # Document frequency per term: how many chunks contain it, for "is this word known?"

@@ -2,7 +2,7 @@
 
 Files of one generation (`vectors-N.faiss`, `chunks-N.jsonl`, `keywords-N/`, `studies-N/`) are written
 first; `manifest.json`, which names the generation, is replaced last with an atomic rename.
-A small update writes only a delta (`delta-N.*`, qa/segments.py) on top of the live generation's
+A small update writes only a delta (`delta-N.*`, qa/index/segments.py) on top of the live generation's
 files, listed in the manifest (`"base"`, `"deltas"`), so it costs what changed; past a share of
 the index the deltas are folded into a whole new generation.
 A crash at any point leaves the previous index readable; a failed write removes what it wrote,
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import sentences
-from qa.chunking import CHUNKER_VERSION, Chunk, chunk_document, sections
-from qa.documents import SUFFIXES, Citation, Document, FileStat, LoadResult, load_folder, safe_text
-from qa.embedding import Embedder
+from qa.corpus.chunking import CHUNKER_VERSION, Chunk, chunk_document, sections
+from qa.corpus.documents import SUFFIXES, Citation, Document, FileStat, LoadResult, load_folder, safe_text
 from qa.errors import IndexStateError
-from qa.keywords import KeywordIndex
-from qa.segments import COMPACT_SHARE, MAX_DELTAS, LayeredKeywords, LayeredStore, flatten
-from qa.vectorstore import ExactStore, VectorStore, choose_store, load_store, refit
+from qa.index import sentences
+from qa.index.keywords import KeywordIndex
+from qa.index.segments import COMPACT_SHARE, MAX_DELTAS, LayeredKeywords, LayeredStore, flatten
+from qa.index.vectorstore import ExactStore, VectorStore, choose_store, load_store, refit
+from qa.models.embedding import Embedder
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -56,7 +56,7 @@ _FILE_MODE = 0o666 & ~_UMASK
 # Vectors embedded by an update whose save failed (a full disk), by (model, embedded text):
 # the retry from the same process (the server's watcher or Rebuild button) reuses them.
 _PENDING: dict[tuple[str, str], np.ndarray] = {}
-# The same for sentence vectors (qa/sentences.py), by model, then passage text.
+# The same for sentence vectors (qa/index/sentences.py), by model, then passage text.
 _PENDING_SENTENCES: dict[str, dict[str, np.ndarray]] = {}
 
 #: Called with (done, total, what) while an update runs.
@@ -132,7 +132,7 @@ class Index:
         self.vectors = vectors
         self.keywords = keywords  # BM25 over passages
         self.study_keywords = study_keywords  # BM25 over whole summaries, ids are doc ids
-        self.sentences: sentences.SentenceVectors | None = None  # for highlighting (qa/sentences.py)
+        self.sentences: sentences.SentenceVectors | None = None  # for highlighting (qa/index/sentences.py)
         self.sentence_rows: tuple[np.ndarray, np.ndarray] | None = None  # to write with a save
         #: The index this one was made from by an update in this process, and what that update
         #: removed and added (chunks), so the searcher's vocabulary can follow without relearning.

@@ -27,8 +27,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qa.keywords import KeywordIndex, has_prefix, tokenize
-from qa.vectorstore import ExactStore, IVFStore, VectorStore, _as_ids, _as_vectors
+from qa.index.keywords import KeywordIndex, has_prefix, tokenize
+from qa.index.vectorstore import ExactStore, IVFStore, VectorStore, _as_ids, _as_vectors
 
 #: Deltas are folded into a new generation when the passages they add and remove pass this
 #: share of the base's passages: loading replays them (tokenising the added passages), and

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embedding import BUNDLED_NAME, Embedder, OnnxEmbedder, bundled_model_path
+from qa.models.embedding import BUNDLED_NAME, Embedder, OnnxEmbedder, bundled_model_path
 
 
 class LightEmbedder:
@@ -147,6 +147,6 @@ def query_embedder(model: str = "") -> Embedder:
     """
     if not model and os.environ.get("QA_LIGHT", "1") != "0":
         return light_embedder()
-    from qa.embedding import get_embedder
+    from qa.models.embedding import get_embedder
 
     return get_embedder(model)

@@ -1,0 +1,1 @@
+"""Stage 1, the corpus: summary files read into documents, cut into passages, cited."""

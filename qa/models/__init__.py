@@ -1,0 +1,1 @@
+"""Stage 2, the models: embedders (sentence-transformers, ONNX, numpy MiniLM), the cross-encoder, multilingual-e5."""
