@@ -8,7 +8,9 @@ from pathlib import Path
 from qa.corpus.documents import LoadResult
 from qa.evaluation import evaluate, load_beir, load_questions
 from qa.index.store import Index, update_index
-from qa.search.pipeline import Searcher, SearchSettings, is_background
+from qa.search.pipeline import Searcher
+from qa.search.stages import is_background
+from qa.search.types import SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = ["hit@5", "top1", "recall@10", "mrr@10", "ndcg@10", "not_covered_ok", "not_covered_false"]

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from qa.corpus.documents import load_folder  # noqa: E402
 from qa.index.store import update_folder, update_index  # noqa: E402
 from qa.models.embedding import get_embedder  # noqa: E402
-from qa.search.pipeline import Searcher, SearchSettings  # noqa: E402
+from qa.search.pipeline import Searcher  # noqa: E402
+from qa.search.types import SearchSettings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 

@@ -205,7 +205,7 @@ def _search_variants(service) -> dict[str, dict]:
 def run_size(docs: Path, index_dir: Path, fake: bool, questions: list[str], repeats: int) -> dict:
     """Part A for one corpus, in this process: builds, updates, queries; returns the figures."""
     from qa.models.embedding import get_embedder
-    from qa.search.pipeline import SearchSettings
+    from qa.search.types import SearchSettings
     from qa.serve.service import Service
 
     real = get_embedder("")

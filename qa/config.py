@@ -18,5 +18,17 @@ DEFAULT_HOST = os.environ.get("QA_HOST", "127.0.0.1")
 _port = os.environ.get("QA_PORT", "7860")
 DEFAULT_PORT = int(_port) if _port.isdigit() else 7860
 
+#: Questions ``qa serve`` answers at once (``--concurrency``). Gradio's default is one at a time,
+#: which capped the server at 5.4 requests/s on 2 cores (issue 10); the search releases the GIL
+#: in numpy, FAISS and onnxruntime, so a few at once overlap, while many more only share the
+#: same two cores.
+DEFAULT_CONCURRENCY = 4
+
+
+def light_queries() -> bool:
+    """Whether questions are embedded by the numpy MiniLM (env ``QA_LIGHT``, ``0`` for sentence-transformers)."""
+    return os.environ.get("QA_LIGHT", "1") != "0"
+
+
 #: Category tags a summary can carry (the "added on" date tag is kept apart).
 CATEGORY_TAGS = ("Treatment", "Biomarker", "Landmark", "Trial", "News")

@@ -20,7 +20,8 @@ import numpy as np
 from qa.corpus.documents import Document
 from qa.errors import QAError
 from qa.index.store import Progress
-from qa.search.pipeline import MODES, Answer, Searcher
+from qa.search.pipeline import MODES, Searcher
+from qa.search.types import Answer
 
 #: Where `qa eval --beir DIR` keeps its index when no --index is given: index-beir/<DIR's name>.
 BEIR_INDEX_ROOT = Path("index-beir")

@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from qa.search.pipeline import Searcher
-from qa.serve.app import LAUNCH_OPTIONS, MAX_K, Service, build_app, make_service
+from qa.serve.app import LAUNCH_OPTIONS, Service, build_app, make_service
+from qa.serve.inputs import MAX_K
 from tests.conftest import CORPUS, SEEDS
 
 pytestmark = pytest.mark.slow

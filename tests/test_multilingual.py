@@ -172,7 +172,7 @@ OFF_TOPIC = [  # not the questions MIN_MULTILINGUAL was set on
 
 
 def test_off_topic_questions_fall_below_the_multilingual_floor_and_on_topic_ones_do_not(retriever):
-    from qa.search.pipeline import MIN_MULTILINGUAL, MIN_WORDS, judge_coverage
+    from qa.search.coverage import MIN_MULTILINGUAL, MIN_WORDS, judge_coverage
 
     best = {q: retriever.search(q, 1)[0][1] for q in ON_TOPIC + OFF_TOPIC}
     assert all(best[q] >= MIN_MULTILINGUAL for q in ON_TOPIC), best
@@ -190,7 +190,7 @@ def test_off_topic_questions_fall_below_the_multilingual_floor_and_on_topic_ones
 def _study_with_dense(score: float):
     from qa.corpus.chunking import Chunk
     from qa.corpus.documents import Citation
-    from qa.search.pipeline import Passage, StudyHit
+    from qa.search.types import Passage, StudyHit
 
     citation = Citation(label="A et al. (2025)", title="A study", year="2025")
     chunk = Chunk("a.md#0", "a.md", "Summary", "Text.", "A study. Text.", citation)

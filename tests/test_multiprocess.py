@@ -52,7 +52,8 @@ def _free_port() -> int:
 
 def test_cli_lists_match_the_library():
     from qa.models.rerank import RERANKERS
-    from qa.search.pipeline import MODES, SearchSettings
+    from qa.search.pipeline import MODES
+    from qa.search.types import SearchSettings
 
     assert cli.MODES == MODES and set(cli.RERANK) == set(RERANKERS)
     assert SearchSettings().rerank_busy == cli.RERANK_BUSY

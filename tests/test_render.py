@@ -32,7 +32,7 @@ from qa.present.render import (
     study_types,
     turn_html,
 )
-from qa.search.pipeline import Answer, Filters, Passage, StudyHit
+from qa.search.types import Answer, Filters, Passage, StudyHit
 
 ALLOWED_TAGS = {"div", "span", "strong", "em", "code", "sub", "sup", "a", "blockquote", "mark", "p", "br"}
 ALLOWED_TAGS |= {

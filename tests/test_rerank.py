@@ -6,7 +6,8 @@ import pytest
 
 from qa.corpus.chunking import Chunk
 from qa.corpus.documents import Citation
-from qa.search.pipeline import Passage, _Study, choose_passages, is_background
+from qa.search.stages import _Study, choose_passages, is_background
+from qa.search.types import Passage
 
 
 @pytest.mark.slow

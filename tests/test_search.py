@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.search.pipeline import Filters
+from qa.search.types import Filters
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,8 @@ def test_a_drug_no_summary_mentions_is_not_covered_in_plain_words(corpus_searche
 
 
 def test_reranking_can_be_switched_off_by_a_setting(corpus_index, embedder):
-    from qa.search.pipeline import Searcher, SearchSettings
+    from qa.search.pipeline import Searcher
+    from qa.search.types import SearchSettings
 
     searcher = Searcher(corpus_index, embedder, SearchSettings(rerank="none"))
     answer = searcher.search("Has any antiviral helped ME/CFS patients?", k=3)
@@ -141,7 +142,8 @@ class _HeldReranker:
 def test_reranker_is_skipped_while_the_process_is_busy_and_the_answer_says_so(corpus_index, embedder):
     from concurrent.futures import ThreadPoolExecutor
 
-    from qa.search.pipeline import Searcher, SearchSettings
+    from qa.search.pipeline import Searcher
+    from qa.search.types import SearchSettings
 
     reranker = _HeldReranker()
     searcher = Searcher(corpus_index, embedder, SearchSettings(rerank_busy=2), reranker=reranker)

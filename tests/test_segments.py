@@ -14,7 +14,9 @@ from qa.index.keywords import KeywordIndex
 from qa.index.segments import LayeredKeywords, LayeredStore, flatten
 from qa.index.store import MANIFEST, Index, follow_index, update_folder
 from qa.index.vectorstore import ExactStore, IVFStore
-from qa.search.pipeline import DenseRetriever, Searcher, SearchSettings
+from qa.search.pipeline import Searcher
+from qa.search.stages import DenseRetriever
+from qa.search.types import SearchSettings
 from qa.search.vocabulary import Vocabulary
 from tests.conftest import CORPUS
 

@@ -14,13 +14,13 @@ positions, post-norm, exact GELU) followed by sentence-transformers' mean poolin
 from __future__ import annotations
 
 import json
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from qa.config import light_queries
 from qa.models.embedding import BUNDLED_NAME, Embedder, OnnxEmbedder, bundled_model_path
 
 
@@ -145,7 +145,7 @@ def query_embedder(model: str = "") -> Embedder:
 
     `QA_LIGHT=0` forces sentence-transformers (for comparison).
     """
-    if not model and os.environ.get("QA_LIGHT", "1") != "0":
+    if not model and light_queries():
         return light_embedder()
     from qa.models.embedding import get_embedder
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: `qa ask` answered by a server must not import the search stack
     from qa.present.highlight import Highlights
-    from qa.search.pipeline import Answer
+    from qa.search.types import Answer
 
 NOT_COVERED = "No summary seems to answer this question."
 CLOSEST = "Closest passages, which may not answer it:"

@@ -8,7 +8,7 @@ import numpy as np
 
 from qa.index.sentences import SentenceVectors, sentences_of
 from qa.models.embedding import Embedder
-from qa.search.pipeline import Answer
+from qa.search.types import Answer
 
 MIN_SIMILARITY = 0.25  # below this no sentence is marked: it would mislead
 NEAR_BEST = 0.04  # a second sentence this close to the best one is marked too

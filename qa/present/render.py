@@ -19,7 +19,7 @@ from qa.corpus.documents import Citation, Document
 from qa.models.multilingual import notice, ui_text
 from qa.present.answer import CLOSEST, DISCLAIMER, NOT_COVERED, cut_note
 from qa.present.highlight import MIN_SIMILARITY, Highlights, Sentence
-from qa.search.pipeline import Answer, Filters, StudyHit
+from qa.search.types import Answer, Filters, StudyHit
 
 # Characters Markdown would act on become entities, so text stays inert wherever it is shown
 # (the Gradio Markdown panels render our strings as Markdown).

@@ -2,36 +2,48 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import hashlib
 import logging
-import re
-import tempfile
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from qa.config import CATEGORY_TAGS, DEFAULT_K
-from qa.corpus.citations import to_bibtex, to_ris, to_text
+from qa.config import CATEGORY_TAGS, DEFAULT_CONCURRENCY, DEFAULT_K
+from qa.corpus.citations import to_text
 from qa.errors import QAError
-from qa.present.answer import DISCLAIMER, answer_to_dict, cut_note
+from qa.present.answer import answer_to_dict, cut_note
 from qa.present.render import (
     answer_html,
     answer_text,
-    filters_text,
     share_query,
-    study_types,
     text_html,
     turn_html,
 )
 from qa.search.followup import wants_study, with_context
-from qa.search.pipeline import Answer, Filters, parse_filters
-from qa.search.question import clean_text
+from qa.search.types import Filters
+from qa.serve.inputs import (
+    ANY,
+    MAX_QUESTION,
+    as_sentence,
+    check_date,
+    check_filters,
+    check_k,
+    check_question,
+    typed,
+)
 from qa.serve.service import Service, make_service  # noqa: F401  (make_service: re-exported for callers)
+from qa.serve.views import (
+    chat_html,
+    export_citations,
+    filter_note_text,
+    matching_studies,
+    newest_first,
+    reader_about,
+    study_designs,
+    summary_parts,
+    year_choices,
+)
 
 EXAMPLES = [
     "Has any antiviral helped ME/CFS patients?",
@@ -40,202 +52,13 @@ EXAMPLES = [
     "Are there blood tests that can diagnose ME/CFS?",
     "What is known about Long COVID and the immune system?",
 ]
-MAX_K = 20  # the API's bound on studies per answer (the app's slider stops at 10)
-MAX_QUESTION = 1000  # characters; a question longer than this is not a question
 SORTS = ("Best match", "Newest first")
-ANY = "Any"
-# Sections that say how a study was done; "Discussion" and "Conclusion" talk about other and
-# future studies, so a design named there is not this study's.
-METHOD_SECTIONS = (
-    "Summary",
-    "What was researched?",
-    "How was it researched?",
-    "Overview",
-    "Purpose of the Trial",
-    "Trial Design & Procedure",
-)
 
 LOG = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 CSS = (STATIC / "app.css").read_text(encoding="utf-8")
 #: Client side of the answer area (runs once, on the element that holds the conversation).
 CHAT_JS = (STATIC / "chat.js").read_text(encoding="utf-8")
-
-
-def _export(kind: str, doc_ids: list[str], service: Service) -> Any:
-    """The download box showing a BibTeX or RIS file of the cited studies (hidden while empty)."""
-    path = _export_file(kind, doc_ids, service)
-    # Shown only with a file: axe finds a prohibited aria attribute on Gradio's empty file box.
-    return gr.update(value=path, visible=path is not None)
-
-
-def _export_file(kind: str, doc_ids: list[str], service: Service) -> str | None:
-    citations = service.citations(doc_ids)
-    if not citations:
-        gr.Warning("Ask a question first: there are no cited studies to export yet.")
-        return None
-    text = to_bibtex(citations) if kind == "bib" else to_ris(citations)
-    # One folder per process, one file per set of studies: repeated clicks reuse it.
-    name = hashlib.sha1("\n".join(doc_ids).encode()).hexdigest()[:10]
-    path = _export_folder() / name / f"cited-studies.{kind}"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
-@lru_cache(maxsize=1)
-def _export_folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="qa-cite-"))
-
-
-_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
-
-
-def check_date(label: str, value: Any) -> str:
-    """A date filter as given ("2024", "2024-05", "2024-05-31") or ""; ValueError says what is wrong."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"{label} date must be text such as 2024 or 2024-05-31 (got {type(value).__name__})")
-    value = value.strip()
-    if not value or value == ANY:
-        return ""
-    match = _DATE.match(value)
-    if not match:
-        raise ValueError(f"{label} date must look like 2024, 2024-05 or 2024-05-31 (got {value!r})")
-    year, month, day = (int(g) if g else 1 for g in match.groups())
-    try:
-        dt.date(year, month, day)
-    except ValueError:
-        raise ValueError(f"{label} date {value!r} is not a real date") from None
-    return value
-
-
-def check_filters(tags: Any, date_from: Any, date_to: Any) -> Filters:
-    """Filters from user or API input, every problem a ValueError with a plain message."""
-    if tags is None:
-        tags = []
-    if isinstance(tags, str):
-        tags = [tags] if tags else []
-    if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
-        raise ValueError(f"tags must be a list of tag names from {', '.join(CATEGORY_TAGS)}")
-    start, end = check_date("From", date_from), check_date("To", date_to)
-    if start and end and start[: len(end)] > end:
-        raise ValueError(f"the From date ({start}) is after the To date ({end})")
-    return parse_filters(list(tags), start, end)
-
-
-def check_k(k: Any) -> int:
-    """The number of studies: a whole number from 1 to MAX_K; None means the default."""
-    if k is None:
-        return DEFAULT_K
-    if isinstance(k, float) and k.is_integer():
-        k = int(k)
-    if isinstance(k, str) and k.strip().isdigit():
-        k = int(k.strip())
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise ValueError(f"k must be a whole number from 1 to {MAX_K} (got {k!r})")
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be from 1 to {MAX_K} (got {k})")
-    return k
-
-
-def check_question(question: Any, name: str = "question") -> str:
-    """A question as text; anything else is a ValueError."""
-    if question is None and name == "previous":
-        return ""
-    if not isinstance(question, str):
-        raise ValueError(f"{name} must be text (got {type(question).__name__})")
-    if len(question) > MAX_QUESTION:
-        raise ValueError(f"{name} is too long: at most {MAX_QUESTION} characters (got {len(question)})")
-    return clean_text(question).strip()
-
-
-def as_sentence(text: str) -> str:
-    """`text` with a capital first letter and the rest as it was (str.capitalize lowers the rest)."""
-    return text[:1].upper() + text[1:]
-
-
-def typed(message: Any) -> str:
-    """What a reader typed (or put in `?q=`), cleaned and cut to MAX_QUESTION characters."""
-    return clean_text(message if isinstance(message, str) else "").strip()[:MAX_QUESTION].strip()
-
-
-def matching_studies(service: Service, filters: Filters) -> int:
-    """How many summaries in the index pass the filters."""
-    index = service.searcher.index
-    if not filters.active:
-        return len(index.documents)
-    return sum(
-        1
-        for doc_id in index.documents
-        if (chunks := index.chunks_of(doc_id)) and filters.allows(chunks[0].citation)
-    )
-
-
-def _newest_first(answer: Answer) -> Answer:
-    order = sorted(answer.studies, key=lambda s: s.citation.published or s.citation.year, reverse=True)
-    studies = tuple(dataclasses.replace(s, rank=n) for n, s in enumerate(order, start=1))
-    return dataclasses.replace(answer, studies=studies)
-
-
-def _summary_parts(service: Service, doc_id: str) -> list[tuple[str, str]]:
-    """The sections of an indexed summary, in order (the parts of a long section joined)."""
-    parts: list[tuple[str, str]] = []
-    for chunk in service.searcher.index.chunks_of(doc_id):
-        if parts and parts[-1][0] == chunk.section:
-            parts[-1] = (chunk.section, parts[-1][1] + "\n\n" + chunk.text)
-        else:
-            parts.append((chunk.section, chunk.text))
-    return parts
-
-
-def _types(service: Service, answer: Answer) -> dict[str, list[str]]:
-    out = {}
-    for study in answer.studies:
-        parts = _summary_parts(service, study.doc_id)
-        methods = [t for h, t in parts if h in METHOD_SECTIONS] or [t for _, t in parts]
-        out[study.doc_id] = study_types([study.citation.title, *methods])
-    return out
-
-
-def reader_about(service: Service) -> str:
-    """Markdown for readers: what the collection is, its size and dates, and what it is not."""
-    index = service.searcher.index
-    dates = sorted(
-        c.published for d in index.documents if (ch := index.chunks_of(d)) and (c := ch[0].citation).published
-    )
-    span = f", published {dates[0][:4]} to {dates[-1][:4]}" if dates else ""
-    return (
-        f"**{len(index.documents)} plain-language summaries** of ME/CFS and Long COVID research{span}. "
-        "Each summarises one source (a paper, preprint, trial registration, video or news item) and "
-        "links to it; the answers quote the summaries word for word and generate nothing. "
-        "The summaries are in English, so questions in English work best. "
-        "A summary can simplify or miss details: check the linked source. "
-        f"{DISCLAIMER}"
-    )
-
-
-def _year_choices(service: Service) -> list[str]:
-    index = service.searcher.index
-    years = {
-        c.published[:4]
-        for d in index.documents
-        if (ch := index.chunks_of(d)) and (c := ch[0].citation).published
-    }
-    return [ANY, *sorted(years, reverse=True)]
-
-
-def _filter_note(service: Service, filters: Filters) -> str:
-    count = matching_studies(service, filters)
-    if not filters.active:
-        return f"No filters: all {count} summaries are searched."
-    what = "summary matches" if count == 1 else "summaries match"
-    return f"Filters: {filters_text(filters)}. {count} {what}."
-
-
-def _chat(turns: list[str]) -> str:
-    return "".join(turns)
 
 
 SEARCHING = '<p class="qa-wait" role="status">Searching…</p>'
@@ -317,10 +140,10 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         searched = with_context(message, conv["question"])
         answer = service.ask(searched, filters, k)
         if sort == SORTS[1]:
-            answer = _newest_first(answer)
+            answer = newest_first(answer)
         highlights = service.highlights(answer)
-        types = _types(service, answer)
-        full = {s.doc_id: _summary_parts(service, s.doc_id) for s in answer.studies}
+        types = study_designs(service, answer)
+        full = {s.doc_id: summary_parts(service, s.doc_id) for s in answer.studies}
         matching = matching_studies(service, filters) if filters.active else None
         body = answer_html(answer, highlights, turn, types, full, matching)
         notes = [text_html(cut_note(answer.cut)) + "."] if answer.cut else []
@@ -362,13 +185,13 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
             return gr.update(), gr.update(), conv
         turns = conv["turns"]
         pending = turn_html(f"t{len(turns) + 1}", message, SEARCHING, pending=True)
-        return "", _chat([*turns, pending]), {**conv, "pending": message}
+        return "", chat_html([*turns, pending]), {**conv, "pending": message}
 
     def respond(conv: dict, tags, date_from, date_to, k, sort):
         if not conv.get("pending"):
             return gr.update(), conv, gr.update()
         conv, pick_update = safe_turn(conv["pending"], conv, tags, date_from, date_to, k, sort)
-        return _chat(conv["turns"]), conv, pick_update
+        return chat_html(conv["turns"]), conv, pick_update
 
     def on_load(request: gr.Request):
         """Open `/?q=…&tag=…&from=…&to=…&sort=newest` with those filters set and the question answered."""
@@ -376,7 +199,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         tags = [
             t for t in (params.getlist("tag") if hasattr(params, "getlist") else []) if t in CATEGORY_TAGS
         ]
-        years = _year_choices(service)
+        years = year_choices(service)
         dates = []
         for label, key in (("From", "from"), ("To", "to")):
             try:
@@ -394,7 +217,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         question = typed(params.get("q", ""))
         if question:
             conv, pick_update = safe_turn(question, dict(EMPTY_CONVERSATION), tags, *dates, DEFAULT_K, sort)
-            chat_update, conv_update = _chat(conv["turns"]), conv
+            chat_update, conv_update = chat_html(conv["turns"]), conv
         filters = _safe_filters(tags, *dates)
         return (
             tags,
@@ -403,7 +226,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
             chat_update,
             conv_update,
             pick_update,
-            _filter_note(service, filters) if filters else "",
+            filter_note_text(service, filters) if filters else "",
             reader_about(service),
         )
 
@@ -415,7 +238,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
 
     def filter_note(tags, date_from, date_to):
         try:
-            return _filter_note(service, check_filters(tags, date_from, date_to))
+            return filter_note_text(service, check_filters(tags, date_from, date_to))
         except ValueError as exc:
             return f"{text_html(as_sentence(str(exc)))}: no study can match."
 
@@ -436,7 +259,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
             return f"The index was not updated: {text_html(str(exc))}", service.about()
         return f"Index updated: {result.summary()}.", service.about()
 
-    years = _year_choices(service)
+    years = year_choices(service)
     with gr.Blocks(title="Research summaries Q&A", analytics_enabled=False) as demo:
         conv = gr.State(dict(EMPTY_CONVERSATION))
         gr.Markdown(
@@ -465,7 +288,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         clear = gr.Button("New conversation", size="sm", elem_id="qa-new")
         gr.Examples(EXAMPLES, inputs=question, label="Example questions", elem_id="qa-examples")
         with gr.Accordion("Filters", open=False, elem_id="qa-filters-box"):
-            note = gr.Markdown(_filter_note(service, Filters()), elem_id="qa-filter-note")
+            note = gr.Markdown(filter_note_text(service, Filters()), elem_id="qa-filter-note")
             tags = gr.CheckboxGroup(list(CATEGORY_TAGS), label="Study type (tag)", elem_id="qa-tags")
             with gr.Row():
                 date_from = gr.Dropdown(years, value=ANY, label="Published from (year)", elem_id="qa-from")
@@ -517,8 +340,12 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         )
         pick.change(open_source, pick, source, **private)
         as_text.click(citations_text, conv, cite_box, **private)
-        as_bib.click(lambda st: _export("bib", st.get("studies", []), service), conv, cite_file, **private)
-        as_ris.click(lambda st: _export("ris", st.get("studies", []), service), conv, cite_file, **private)
+        as_bib.click(
+            lambda st: export_citations("bib", st.get("studies", []), service), conv, cite_file, **private
+        )
+        as_ris.click(
+            lambda st: export_citations("ris", st.get("studies", []), service), conv, cite_file, **private
+        )
         if operator:
             # Callable by the operator's page and tests, but not listed in the API docs or as an MCP tool.
             rebuild_button.click(
@@ -558,16 +385,12 @@ THEME = gr.themes.Default(font=FONTS, font_mono=("ui-monospace", "Menlo", "Conso
 #: Options for `launch`: the stylesheet and theme, and no uploads (the app takes none; Gradio
 #: would take any).
 LAUNCH_OPTIONS: dict[str, Any] = {"css": CSS, "theme": THEME, "max_file_size": 0}
-#: Questions answered at once. Gradio's default is one at a time, which capped the server at
-#: 5.4 requests/s on 2 cores (issue 10); the search releases the GIL in numpy, FAISS and
-#: onnxruntime, so a few at once overlap, while many more only share the same two cores.
-CONCURRENCY = 4
 #: Questions that may wait beyond those; past this a client is told the server is busy at once
 #: rather than waiting minutes.
 QUEUE_SIZE = 256
 
 
-def queued(demo: gr.Blocks, concurrency: int = CONCURRENCY) -> gr.Blocks:
+def queued(demo: gr.Blocks, concurrency: int = DEFAULT_CONCURRENCY) -> gr.Blocks:
     """`demo` with its queue set: `concurrency` events at once, at most QUEUE_SIZE waiting."""
     return demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
 
@@ -579,7 +402,7 @@ def serve(
     mcp: bool = False,
     watch: bool = False,
     operator: bool = False,
-    concurrency: int = CONCURRENCY,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> None:
     """Serve the app until interrupted (loopback by default, never a share link).
 

@@ -16,7 +16,7 @@ from qa.errors import QAError
 # `qa --help` and a `qa ask` answered by a running server wait a second or more for bm25s.
 MODES = ("hybrid", "dense", "bm25")
 RERANK = ("cross-encoder", "none")  # qa.models.rerank.RERANKERS
-RERANK_BUSY = 2  # qa.search.pipeline.SearchSettings.rerank_busy
+RERANK_BUSY = 2  # qa.search.types.SearchSettings.rerank_busy
 
 DOCS_HELP = (
     f"folder of Markdown summaries (default: the folder the index was built from, else "
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--concurrency",
         type=_positive,
-        default=4,
+        default=config.DEFAULT_CONCURRENCY,
         help="questions answered at once; more wait in the queue (default: %(default)s)",
     )
     p.add_argument(
@@ -320,7 +320,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from qa.index.store import open_index
     from qa.models.light import query_embedder
     from qa.present.answer import answer_to_dict, answer_to_text
-    from qa.search.pipeline import SearchSettings, parse_filters
+    from qa.search.types import SearchSettings, parse_filters
     from qa.serve.service import open_searcher
 
     try:
@@ -348,7 +348,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`qa serve`."""
-    from qa.search.pipeline import SearchSettings
+    from qa.search.types import SearchSettings
     from qa.serve.app import serve
     from qa.serve.service import make_service
 
@@ -394,7 +394,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_questions,
         report_to_dict,
     )
-    from qa.search.pipeline import SearchSettings
+    from qa.search.types import SearchSettings
     from qa.serve.service import open_searcher
 
     if args.beir:

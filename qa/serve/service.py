@@ -17,7 +17,8 @@ from qa.models.embedding import Embedder, get_embedder
 from qa.models.light import query_embedder
 from qa.present.highlight import Highlights, highlight_answer
 from qa.present.render import source_html, text_html
-from qa.search.pipeline import Answer, Filters, Searcher, SearchSettings, vocabulary_text
+from qa.search.pipeline import Searcher, vocabulary_text
+from qa.search.types import Answer, Filters, SearchSettings
 
 
 @dataclass

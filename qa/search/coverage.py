@@ -1,0 +1,121 @@
+"""Judge coverage: whether any summary answers a question, and if not, why in plain words.
+
+The thresholds are on the bundled cross-encoder's logit scale (and multilingual-e5's cosine)."""
+
+from __future__ import annotations
+
+import re
+
+from qa.index.keywords import tokenize
+from qa.index.store import Index
+from qa.models.embedding import Embedder
+from qa.search.types import StudyHit
+from qa.search.vocabulary import Vocabulary, english_counts
+
+# --- judge coverage ---------------------------------------------------------------------
+
+#: Below this reranker score (a logit) no passage is taken to answer whatever its words: the
+#: cross-encoder gives it odds of about 1 in 3,000 (paraphrased questions that do have an answer
+#: were seen as low as -6.8, so the floor sits below them).
+MIN_RERANK = -8.0
+#: Without a reranker: the dense similarity below which nothing is close enough.
+MIN_DENSE = 0.30
+#: The same for a question in another language, on multilingual-e5's cosine, whose scale is
+#: narrow: on tests/data/questions-multilingual.jsonl every answerable question's best passage
+#: scored 0.841-0.888, while off-topic questions (plantar fasciitis, a urinary infection) scored
+#: 0.807-0.837. Only for questions of MIN_WORDS words or more: one- and two-word queries score
+#: lower (0.82-0.85) whether or not they are answered.
+MIN_MULTILINGUAL = 0.825
+MIN_WORDS = 4
+
+
+def distinctive_missing(question: str, index: Index, embedder: Embedder, vocabulary: Vocabulary) -> list[str]:
+    """Words of the question that name something (a drug, a gene) no summary mentions.
+
+    A word counts when the corpus does not use it (nor its stem, nor as an acronym) and the
+    model's general vocabulary does not hold it as one piece, or it is an acronym. Common words
+    missing from a small corpus, and questions largely in another language, say nothing.
+    """
+    words = re.findall(r"[^\W\d_][\w-]{2,}", question)
+    known, unknown = 0, []
+    for word in words:
+        tokens = tokenize(word)
+        if not tokens:
+            continue
+        keywords = index.keywords
+        if (
+            vocabulary.knows(word)
+            or any(keywords.doc_freq(t) > 0 for t in tokens)
+            or keywords.knows_stem_of(word)
+        ):
+            known += 1
+        elif (word.isupper() and len(word) >= 3) or not embedder.is_common_word(word):
+            unknown.append(word)
+    # Many unknown words mean another language or wording, not a missing topic.
+    return unknown if 3 * len(unknown) <= known + len(unknown) else []
+
+
+#: From this score on (odds of about 400 to 1) a passage is taken to answer even when the question
+#: names something no summary mentions.
+CERTAIN_RERANK = 6.0
+#: Below this score the reranker leans towards "does not answer" (a logit of 0 is even odds);
+#: a rare word of the question missing from the best evidence then decides.
+UNSURE_RERANK = 0.0
+#: A word is rare when at most this share of passages use it (and at least 3 passages' worth).
+RARE_SHARE = 0.002
+#: Words this frequent in general English (symspellpy's counts) are everyday words ("tired",
+#: "harder"): a paraphrase uses them, so their absence says little.
+EVERYDAY = 5_000_000
+
+
+def absent_rare_words(question: str, studies: list[StudyHit], index: Index) -> list[str]:
+    """Rare words of the question that the best studies' shown passages and titles never use.
+
+    A question about "urinary tract infection" whose nearest passages are about antibiotics in
+    general names something the corpus mentions somewhere, but not where the answer would be.
+    """
+    limit = max(3, int(RARE_SHARE * max(len(index.chunks), 1)))
+    shown = " ".join(f"{s.citation.title} {p.chunk.text}" for s in studies[:3] for p in s.passages)
+    present = set(tokenize(shown))
+    everyday = english_counts()
+    absent = []
+    for word in dict.fromkeys(re.findall(r"[^\W\d_][\w-]{2,}", question)):
+        stems = tokenize(word)
+        if not stems or everyday.get(word.lower(), 0) >= EVERYDAY:
+            continue
+        if all(index.keywords.doc_freq(t) <= limit and t not in present for t in stems):
+            absent.append(word)
+    return absent
+
+
+def judge_coverage(
+    studies: list[StudyHit],
+    missing: list[str],
+    reranked: bool,
+    mode: str,
+    absent: list[str] = (),
+    floor: float = MIN_DENSE,
+) -> tuple[bool, str]:
+    """Whether any summary answers, and if not, why in plain words (`floor`: the least dense score)."""
+    if not studies:
+        return False, "No passage matched the question."
+    best = max((p.rerank for s in studies for p in s.passages if p.rerank is not None), default=None)
+    # A name no summary uses decides, unless the reranker is all but certain a passage answers
+    # anyway (the question said "coronavirus", the summaries say "SARS-CoV-2"). The bar is high:
+    # "Does oseltamivir help long COVID?" still scores 3.8 on a passage about another drug.
+    if missing and not (reranked and best is not None and best >= CERTAIN_RERANK):
+        return False, "No summary mentions " + _join(missing) + "."
+    if reranked:
+        if best is not None and best < MIN_RERANK:
+            return False, "No passage answers this closely; the nearest ones are about something else."
+        if absent and best is not None and best < UNSURE_RERANK:
+            return False, "The closest summaries do not mention " + _join(list(absent)) + "."
+        return True, ""
+    dense = max((p.dense or 0.0) for s in studies[:3] for p in s.passages)
+    if mode != "bm25" and dense < floor:
+        return False, "No passage answers this closely; the nearest ones are about something else."
+    return True, ""
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
