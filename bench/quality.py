@@ -7,7 +7,8 @@ from pathlib import Path
 
 from qa.corpus.documents import LoadResult
 from qa.evaluation import evaluate, load_beir, load_questions
-from qa.index.store import Index, update_index
+from qa.index.store import Index
+from qa.index.update import update_index
 from qa.search.pipeline import Searcher
 from qa.search.stages import is_background
 from qa.search.types import SearchSettings

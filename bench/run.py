@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa.corpus.documents import load_folder  # noqa: E402
-from qa.index.store import update_folder, update_index  # noqa: E402
+from qa.index.update import update_folder, update_index  # noqa: E402
 from qa.models.embedding import get_embedder  # noqa: E402
 from qa.search.pipeline import Searcher  # noqa: E402
 from qa.search.types import SearchSettings  # noqa: E402

@@ -19,7 +19,7 @@ import numpy as np
 
 from qa.corpus.documents import Document
 from qa.errors import QAError
-from qa.index.store import Progress
+from qa.index.update import Progress
 from qa.search.pipeline import MODES, Searcher
 from qa.search.types import Answer
 

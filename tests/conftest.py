@@ -26,7 +26,7 @@ def embedder():
 def corpus_index(tmp_path_factory, embedder):
     """A real index of the 317 shared summaries, built once per test session."""
     from qa.corpus.documents import load_folder
-    from qa.index.store import update_index
+    from qa.index.update import update_index
 
     folder = tmp_path_factory.mktemp("corpus-index")
     index, _ = update_index(folder, load_folder(CORPUS), embedder)

@@ -21,7 +21,7 @@ from qa.evaluation import (
     report_to_dict,
     score,
 )
-from qa.index.store import update_index
+from qa.index.update import update_index
 from qa.search.pipeline import Searcher
 from qa.serve.cli import main
 from tests.conftest import CORPUS

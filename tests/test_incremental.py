@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from qa.corpus.documents import load_folder
-from qa.index.store import MANIFEST, Index, update_folder, update_index
+from qa.index.files import MANIFEST
+from qa.index.store import Index
+from qa.index.update import update_folder, update_index
 from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,9 @@ import pytest
 from qa.corpus.chunking import chunk_document
 from qa.corpus.documents import load_folder
 from qa.errors import IndexStateError
-from qa.index.store import Index, open_index, resolve_docs, update_index
+from qa.index.folder import resolve_docs
+from qa.index.store import Index, open_index
+from qa.index.update import update_index
 from tests.conftest import CORPUS, SEEDS
 
 PICK = [

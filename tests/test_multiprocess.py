@@ -16,7 +16,8 @@ import pytest
 
 from qa.corpus.documents import load_folder
 from qa.index.sentences import sentences_of
-from qa.index.store import Index, update_index
+from qa.index.store import Index
+from qa.index.update import update_index
 from qa.serve import cli, remote
 from tests.conftest import CORPUS, ROOT
 

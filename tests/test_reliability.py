@@ -22,7 +22,9 @@ import pytest
 
 from qa.corpus.documents import load_document, load_folder, safe_text
 from qa.errors import DocumentError, IndexStateError
-from qa.index.store import MANIFEST, open_index, update_index
+from qa.index.files import MANIFEST
+from qa.index.store import open_index
+from qa.index.update import update_index
 from qa.search.pipeline import Searcher
 from qa.serve.cli import main
 from tests.conftest import CORPUS, ROOT, SEEDS
@@ -247,13 +249,13 @@ def test_a_full_disk_is_rolled_back_named_and_the_retry_embeds_nothing_again(tmp
         else:
             import errno
 
-            import qa.index.store
+            import qa.index.files
 
             def full(path: Path, data: bytes) -> None:
                 path.write_bytes(data[: len(data) // 2])  # a partial file, as a full disk leaves
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-            monkeypatch.setattr(qa.index.store, "_write_file", full)
+            monkeypatch.setattr(qa.index.files, "write_file", full)
         encoded: list[int] = []
         encode = embedder.encode
         monkeypatch.setattr(

@@ -20,11 +20,6 @@ from qa.present.render import (
     answer_text,
     digest,
     filters_text,
-    link_html,
-    marked_html,
-    math_text,
-    reader_html,
-    reader_text,
     share_query,
     source_html,
     source_kind,
@@ -32,6 +27,7 @@ from qa.present.render import (
     study_types,
     turn_html,
 )
+from qa.present.text import link_html, marked_html, math_text, reader_html, reader_text
 from qa.search.types import Answer, Filters, Passage, StudyHit
 
 ALLOWED_TAGS = {"div", "span", "strong", "em", "code", "sub", "sup", "a", "blockquote", "mark", "p", "br"}

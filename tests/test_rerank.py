@@ -6,7 +6,7 @@ import pytest
 
 from qa.corpus.chunking import Chunk
 from qa.corpus.documents import Citation
-from qa.search.stages import _Study, choose_passages, is_background
+from qa.search.stages import StudyGroup, choose_passages, is_background
 from qa.search.types import Passage
 
 
@@ -40,7 +40,7 @@ def _passage(section: str, rerank: float) -> Passage:
 
 
 def test_the_findings_lead_when_they_score_close_to_a_restatement_of_the_question():
-    study = _Study(
+    study = StudyGroup(
         "a.md",
         [_passage("What was researched?", 6.0), _passage("What has been found?", 5.0)],
         ["a.md"],
@@ -52,7 +52,7 @@ def test_the_findings_lead_when_they_score_close_to_a_restatement_of_the_questio
 
 
 def test_a_restatement_still_leads_when_the_findings_score_far_lower():
-    study = _Study(
+    study = StudyGroup(
         "a.md",
         [_passage("Why was it researched?", 7.0), _passage("Discussion", 1.0)],
         ["a.md"],

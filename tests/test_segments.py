@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import qa.index.store
+import qa.index.files
+import qa.index.update
+from qa.index.files import MANIFEST
 from qa.index.keywords import KeywordIndex
 from qa.index.segments import LayeredKeywords, LayeredStore, flatten
-from qa.index.store import MANIFEST, Index, follow_index, update_folder
+from qa.index.store import Index, follow_index
+from qa.index.update import update_folder
 from qa.index.vectorstore import ExactStore, IVFStore
 from qa.search.pipeline import Searcher
 from qa.search.stages import DenseRetriever
@@ -109,7 +112,7 @@ def small_docs(tmp_path: Path) -> Path:
     return docs
 
 
-def _live_files(folder: Path) -> set[str]:
+def live_generations(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if not p.name.startswith(".")}
 
 
@@ -135,7 +138,7 @@ def _results(index: Index, embedder) -> dict:
 
 
 def test_a_delta_update_reloads_to_what_a_full_rebuild_gives(small_docs, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)  # a small folder: keep every update a delta
+    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)  # a small folder: keep every update a delta
     folder = tmp_path / "idx"
     first, _ = update_folder(folder, small_docs, embedder)
     base_files = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name.startswith("vectors-")}
@@ -184,10 +187,10 @@ def test_a_delta_update_reloads_to_what_a_full_rebuild_gives(small_docs, tmp_pat
 def test_a_crash_between_the_delta_and_the_manifest_leaves_the_previous_index(
     small_docs, tmp_path, embedder, monkeypatch
 ):
-    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)
     folder = tmp_path / "idx"
     first, _ = update_folder(folder, small_docs, embedder)
-    before = _live_files(folder)
+    before = live_generations(folder)
     edited = sorted(small_docs.glob("*.md"))[0]
     edited.write_text(edited.read_text(encoding="utf-8") + "\nA line about tenapanor.\n", encoding="utf-8")
 
@@ -195,10 +198,10 @@ def test_a_crash_between_the_delta_and_the_manifest_leaves_the_previous_index(
         raise SystemExit("killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(qa.index.store, "_write_manifest", killed)
+        patch.setattr(qa.index.files, "write_manifest", killed)
         with pytest.raises(SystemExit):
             update_folder(folder, small_docs, embedder, current=first)
-    assert any(name.startswith("delta-") for name in _live_files(folder) - before)
+    assert any(name.startswith("delta-") for name in live_generations(folder) - before)
     reopened = Index.load(folder)
     assert reopened.manifest["generation"] == first.manifest["generation"]
     assert not reopened.keywords.search("tenapanor", 5)
@@ -207,7 +210,7 @@ def test_a_crash_between_the_delta_and_the_manifest_leaves_the_previous_index(
     assert report.changed == [edited.name]
     manifest = json.loads((folder / MANIFEST).read_text())
     deltas = {f"delta-{g}" for g in manifest["deltas"]}
-    assert {n.split(".")[0] for n in _live_files(folder) if n.startswith("delta-")} == deltas
+    assert {n.split(".")[0] for n in live_generations(folder) if n.startswith("delta-")} == deltas
     assert [d for d, _ in Index.load(folder).study_keywords.search("tenapanor", 3)] == [edited.name]
 
 
@@ -222,8 +225,8 @@ def test_deltas_are_compacted_past_their_share_or_count(small_docs, tmp_path, em
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["deltas"] == [] and manifest["base"] == manifest["generation"]
 
-    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)
-    monkeypatch.setattr(qa.index.store, "MAX_DELTAS", 2)
+    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.update, "MAX_DELTAS", 2)
     for n in range(3):
         edited.write_text(original + f"\nLine number {n}.\n", encoding="utf-8")
         index, _ = update_folder(folder, small_docs, embedder, current=index)
@@ -231,7 +234,7 @@ def test_deltas_are_compacted_past_their_share_or_count(small_docs, tmp_path, em
         assert len(manifest["deltas"]) == [1, 2, 0][n]
     # The compacted generation holds everything; the previous one (and its deltas) stays for readers.
     assert Index.load(folder).vectors.ntotal == len(index.chunks)
-    kept = {int(n.split("-")[1].split(".")[0]) for n in _live_files(folder) if n[0] != "m"}
+    kept = {int(n.split("-")[1].split(".")[0]) for n in live_generations(folder) if n[0] != "m"}
     assert kept == {manifest["generation"], *manifest["previous_files"]}
 
     edited.write_text(original, encoding="utf-8")
@@ -245,7 +248,7 @@ def test_deltas_are_compacted_past_their_share_or_count(small_docs, tmp_path, em
 
 
 def test_a_reader_follows_only_the_new_deltas(small_docs, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)
     folder = tmp_path / "idx"
     writer, _ = update_folder(folder, small_docs, embedder)
     reader = Index.load(folder)
@@ -278,7 +281,7 @@ def test_the_service_follows_a_delta_without_relearning(small_docs, tmp_path, em
     from qa.models.multilingual import chosen_texts
     from qa.serve.service import Service
 
-    monkeypatch.setattr(qa.index.store, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)
     service = Service(small_docs, tmp_path / "idx", embedder, settings=SearchSettings(rerank="none"))
     service.rebuild()
     old = service.searcher

@@ -7,10 +7,14 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bm25s
 import numpy as np
 import Stemmer
+
+if TYPE_CHECKING:
+    from qa.corpus.chunking import Chunk
 
 _STEMMER = Stemmer.Stemmer("english")
 _STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN)
@@ -109,3 +113,8 @@ def has_prefix(terms: list[str], word: str, prefix: int = 6) -> bool:
         return False
     at = bisect.bisect_left(terms, head)
     return at < len(terms) and terms[at].startswith(head)
+
+
+def study_text(chunks: list[Chunk]) -> str:
+    """What whole-summary BM25 indexes for one document: its title and every passage."""
+    return "\n".join([chunks[0].citation.title if chunks else "", *(c.text for c in chunks)])

@@ -28,7 +28,7 @@ import faiss
 import numpy as np
 
 from qa.index.keywords import KeywordIndex, has_prefix, tokenize
-from qa.index.vectorstore import ExactStore, IVFStore, VectorStore, _as_ids, _as_vectors
+from qa.index.vectorstore import ExactStore, IVFStore, VectorStore, as_ids, as_vectors
 
 #: Deltas are folded into a new generation when the passages they add and remove pass this
 #: share of the base's passages: loading replays them (tokenising the added passages), and
@@ -67,13 +67,13 @@ class LayeredStore(VectorStore):
 
     def add(self, ids: Any, vectors: Any) -> None:
         """Store new vectors in the delta."""
-        ids = _as_ids(ids)
-        self.delta.add(ids, _as_vectors(vectors, self.dimension))
+        ids = as_ids(ids)
+        self.delta.add(ids, as_vectors(vectors, self.dimension))
         self._delta_ids.update(ids.tolist())
 
     def remove(self, ids: Any) -> int:
         """Forget vectors: from the delta, or marked removed in the base (which is never changed)."""
-        ids = _as_ids(ids).tolist()
+        ids = as_ids(ids).tolist()
         mine = [i for i in ids if i in self._delta_ids]
         gone = self.delta.remove(mine)
         self._delta_ids.difference_update(mine)
@@ -95,7 +95,7 @@ class LayeredStore(VectorStore):
 
     def search(self, vectors: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest live vectors: the base over-fetched by the removed count, merged with the delta."""
-        vectors = _as_vectors(vectors, self.dimension)
+        vectors = as_vectors(vectors, self.dimension)
         n = max(1, n)
         parts = []
         take = min(n + len(self.dead), self.base.ntotal)
@@ -121,7 +121,7 @@ class LayeredStore(VectorStore):
 
     def get(self, ids: Any) -> np.ndarray:
         """Stored vectors by id, from the delta or the base; KeyError for one removed or unknown."""
-        ids = _as_ids(ids).tolist()
+        ids = as_ids(ids).tolist()
         out = np.zeros((len(ids), self.dimension), np.float32)
         for row, i in enumerate(ids):
             if i in self.dead:

@@ -55,11 +55,11 @@ def _query_threads(n_queries: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def _as_ids(ids: Any) -> np.ndarray:
+def as_ids(ids: Any) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
 
 
-def _as_vectors(vectors: Any, dimension: int) -> np.ndarray:
+def as_vectors(vectors: Any, dimension: int) -> np.ndarray:
     array = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
     if array.ndim == 1:
         array = array.reshape(1, -1)
@@ -105,8 +105,8 @@ class VectorStore(ABC):
 
     def get(self, ids: Any) -> np.ndarray:
         """The stored vectors of `ids`, (n, dimension); KeyError for an id not stored."""
-        out = np.zeros((len(_as_ids(ids)), self.dimension), np.float32)
-        for row, i in enumerate(_as_ids(ids).tolist()):
+        out = np.zeros((len(as_ids(ids)), self.dimension), np.float32)
+        for row, i in enumerate(as_ids(ids).tolist()):
             try:
                 out[row] = self.faiss_index.reconstruct(i)
             except RuntimeError:
@@ -154,20 +154,20 @@ class ExactStore(VectorStore):
 
     def add(self, ids: Any, vectors: Any) -> None:
         """Store vectors under caller-chosen ids."""
-        vectors = _as_vectors(vectors, self.dimension)
-        ids = _as_ids(ids)
+        vectors = as_vectors(vectors, self.dimension)
+        ids = as_ids(ids)
         self._check_new_ids(ids, len(vectors))
         if len(ids):
             self._index.add_with_ids(vectors, ids)
 
     def remove(self, ids: Any) -> int:
         """Forget vectors by id; return how many were removed."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         return int(self._index.remove_ids(ids)) if len(ids) else 0
 
     def search(self, vectors: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact nearest vectors by inner product."""
-        vectors = _as_vectors(vectors, self.dimension)
+        vectors = as_vectors(vectors, self.dimension)
         with _query_threads(len(vectors)):
             return self._index.search(vectors, max(1, n))
 
@@ -262,8 +262,8 @@ class IVFStore(VectorStore):
 
     def add(self, ids: Any, vectors: Any) -> None:
         """Store vectors; trains the lists once `train_size` vectors have arrived."""
-        vectors = _as_vectors(vectors, self.dimension)
-        ids = _as_ids(ids)
+        vectors = as_vectors(vectors, self.dimension)
+        ids = as_ids(ids)
         self._check_new_ids(ids, len(vectors))
         if not len(ids):
             return
@@ -307,7 +307,7 @@ class IVFStore(VectorStore):
 
     def remove(self, ids: Any) -> int:
         """Forget vectors by id in place; return how many were removed."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         if not len(ids):
             return 0
         if self._staging is not None:
@@ -319,7 +319,7 @@ class IVFStore(VectorStore):
         """Approximate nearest vectors by inner product (exact while untrained)."""
         if self._staging is not None:
             return self._staging.search(vectors, n)
-        vectors = _as_vectors(vectors, self.dimension)
+        vectors = as_vectors(vectors, self.dimension)
         with _query_threads(len(vectors)):
             return self._index.search(vectors, max(1, n))
 

@@ -77,7 +77,7 @@ def fuse(ranked_lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]]
 
 
 @dataclass
-class _Study:
+class StudyGroup:
     key: str
     passages: list[Passage]  # fused order, best first
     files: list[str]
@@ -91,16 +91,16 @@ def study_key(chunk: Chunk) -> str:
     return f"doi:{doi}" if doi else chunk.doc_id
 
 
-def group_by_study(passages: list[Passage], index: Index, text: str, whole: bool) -> list[_Study]:
+def group_by_study(passages: list[Passage], index: Index, text: str, whole: bool) -> list[StudyGroup]:
     """Studies in fused order; with `whole`, a third RRF list of whole summaries by BM25.
 
     The whole-summary list lifts studies about the topic above ones that mention it in one
     passage (measured on the dev questions and NFCorpus dev, see bench/).
     """
-    studies: dict[str, _Study] = {}
+    studies: dict[str, StudyGroup] = {}
     for passage in passages:
         key = study_key(passage.chunk)
-        study = studies.setdefault(key, _Study(key, [], [], passage.score))
+        study = studies.setdefault(key, StudyGroup(key, [], [], passage.score))
         study.passages.append(passage)
         if passage.chunk.doc_id not in study.files:
             study.files.append(passage.chunk.doc_id)
@@ -118,7 +118,9 @@ def group_by_study(passages: list[Passage], index: Index, text: str, whole: bool
 # --- rerank -----------------------------------------------------------------------------
 
 
-def rerank(text: str, studies: list[_Study], reranker: Reranker, settings: SearchSettings) -> list[_Study]:
+def rerank(
+    text: str, studies: list[StudyGroup], reranker: Reranker, settings: SearchSettings
+) -> list[StudyGroup]:
     """Score the best passages of the leading studies with the reranker; reorder those studies.
 
     A study's score becomes its best passage's reranker score: the evidence that answers,
@@ -147,7 +149,7 @@ def rerank(text: str, studies: list[_Study], reranker: Reranker, settings: Searc
     return head + tail
 
 
-def _candidates(study: _Study, n: int) -> list[Passage]:
+def _candidates(study: StudyGroup, n: int) -> list[Passage]:
     """A study's best `n` fused passages, one of them from its findings when it has one there.
 
     The sections that set out the question repeat its words and lead the fused list; the
@@ -179,7 +181,7 @@ def is_background(section: str) -> bool:
     return bool(_BACKGROUND.search(section))
 
 
-def choose_passages(study: _Study, per_study: int) -> list[Passage]:
+def choose_passages(study: StudyGroup, per_study: int) -> list[Passage]:
     """The passage that answers first (findings before background when close), then one more.
 
     A second passage is shown only when it adds: another section of the same file, scoring

@@ -13,13 +13,8 @@ from qa.config import CATEGORY_TAGS, DEFAULT_CONCURRENCY, DEFAULT_K
 from qa.corpus.citations import to_text
 from qa.errors import QAError
 from qa.present.answer import answer_to_dict, cut_note
-from qa.present.render import (
-    answer_html,
-    answer_text,
-    share_query,
-    text_html,
-    turn_html,
-)
+from qa.present.render import answer_html, answer_text, share_query, turn_html
+from qa.present.text import text_html
 from qa.search.followup import wants_study, with_context
 from qa.search.types import Filters
 from qa.serve.inputs import (
@@ -37,9 +32,11 @@ from qa.serve.views import (
     chat_html,
     export_citations,
     filter_note_text,
+    index_about,
     matching_studies,
     newest_first,
     reader_about,
+    source_view,
     study_designs,
     summary_parts,
     year_choices,
@@ -127,7 +124,10 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         if wanted and ids:
             number = len(ids) if wanted == -1 else wanted
             if 1 <= number <= len(ids):
-                body, note = service.source(ids[number - 1]), f"Study {number} of the last answer, in full."
+                body, note = (
+                    source_view(service, ids[number - 1]),
+                    f"Study {number} of the last answer, in full.",
+                )
             else:
                 body, note = f"<p>There is no study {wanted} in the last answer (1 to {len(ids)}).</p>", ""
             return {**conv, "turns": [*turns, turn_html(turn, message, body, note)]}, gr.update()
@@ -243,7 +243,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
             return f"{text_html(as_sentence(str(exc)))}: no study can match."
 
     def open_source(doc_id: str | None) -> str:
-        return service.source(doc_id) if doc_id else ""
+        return source_view(service, doc_id) if doc_id else ""
 
     def citations_text(conv: dict) -> str:
         return to_text(service.citations(conv.get("studies", [])))
@@ -256,8 +256,8 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         try:
             result = service.rebuild(report)
         except QAError as exc:  # the old index stays in use
-            return f"The index was not updated: {text_html(str(exc))}", service.about()
-        return f"Index updated: {result.summary()}.", service.about()
+            return f"The index was not updated: {text_html(str(exc))}", index_about(service)
+        return f"Index updated: {result.summary()}.", index_about(service)
 
     years = year_choices(service)
     with gr.Blocks(title="Research summaries Q&A", analytics_enabled=False) as demo:
@@ -309,7 +309,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         with gr.Accordion("About these summaries", open=False, elem_id="qa-about-box"):
             about = gr.Markdown(reader_about(service), elem_id="qa-about")
             if operator:  # visitors never see or call Rebuild unless the operator turned it on
-                index_about = gr.Markdown(service.about(), elem_id="qa-index-about")
+                index_about_box = gr.Markdown(index_about(service), elem_id="qa-index-about")
                 rebuild_button = gr.Button("Rebuild index", elem_id="qa-rebuild")
                 status = gr.Markdown()
 
@@ -349,9 +349,9 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
         if operator:
             # Callable by the operator's page and tests, but not listed in the API docs or as an MCP tool.
             rebuild_button.click(
-                rebuild, None, [status, index_about], api_name="rebuild", api_visibility="undocumented"
+                rebuild, None, [status, index_about_box], api_name="rebuild", api_visibility="undocumented"
             )
-            demo.load(service.about, None, index_about, **private)
+            demo.load(lambda: index_about(service), None, index_about_box, **private)
         demo.load(
             on_load,
             None,

@@ -221,7 +221,7 @@ def _tqdm_progress():
 
 def resolve_docs_arg(args: argparse.Namespace) -> Path:
     """The summaries folder for a command: --docs (or QA_DOCS), else the one the index records."""
-    from qa.index.store import recorded_docs, resolve_docs
+    from qa.index.folder import recorded_docs, resolve_docs
 
     given = args.docs if args.docs is not None else os.environ.get("QA_DOCS")
     switch = args.switch_docs or getattr(args, "rebuild", False)
@@ -245,7 +245,7 @@ def refresh_index(
 
     Returns (index, report, embedder).
     """
-    from qa.index.store import update_folder
+    from qa.index.update import update_folder
     from qa.models.embedding import get_embedder
 
     embedder = get_embedder(model)
@@ -399,7 +399,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.beir:
         from qa.corpus.documents import LoadResult
-        from qa.index.store import update_index
+        from qa.index.update import update_index
         from qa.models.embedding import get_embedder
 
         documents, questions = load_beir(args.beir, args.split)

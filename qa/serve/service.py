@@ -12,11 +12,12 @@ from qa.config import DEFAULT_K
 from qa.corpus.chunking import sections
 from qa.corpus.documents import SUFFIXES, Citation, Document, load_document, safe_text
 from qa.errors import DocumentError, QAError
-from qa.index.store import MANIFEST, Index, Progress, UpdateReport, follow_index, update_folder
+from qa.index.files import MANIFEST
+from qa.index.store import Index, follow_index
+from qa.index.update import Progress, UpdateReport, update_folder
 from qa.models.embedding import Embedder, get_embedder
 from qa.models.light import query_embedder
 from qa.present.highlight import Highlights, highlight_answer
-from qa.present.render import source_html, text_html
 from qa.search.pipeline import Searcher, vocabulary_text
 from qa.search.types import Answer, Filters, SearchSettings
 
@@ -121,19 +122,18 @@ class Service:
         index = self.searcher.index
         return [chunks[0].citation for d in doc_ids if (chunks := index.chunks_of(d))]
 
-    def source(self, doc_id: str) -> str:
-        """HTML of a whole summary for the source view (from its file, else from the index)."""
+    def summary(self, doc_id: str) -> tuple[Document, list[tuple[str, str]]] | None:
+        """A whole summary and its sections (from its file, else from the index); None if not indexed."""
         index = self.searcher.index
         chunks = index.chunks_of(doc_id)
         if not chunks:
-            return "<p>That study is no longer in the index.</p>"
+            return None
         try:
             doc = load_document(self.docs / doc_id, self.docs)  # never a link out of the folder
-            parts = [(sec.heading, sec.text) for sec in sections(doc)]
-        except DocumentError:  # removed or broken since: show what the index holds
+            return doc, [(sec.heading, sec.text) for sec in sections(doc)]
+        except DocumentError:  # removed or broken since: what the index holds
             doc = Document.from_citation(doc_id, self.docs / doc_id, chunks[0].citation)
-            parts = [(ch.section, ch.text) for ch in chunks]
-        return source_html(doc, parts)
+            return doc, [(ch.section, ch.text) for ch in chunks]
 
     def rebuild(self, progress=None, compact: bool = False) -> UpdateReport:
         """Re-read the summaries, update the index, and swap it in without a restart.
@@ -186,21 +186,35 @@ class Service:
         thread.start()
         return thread
 
-    def about(self) -> str:
-        """Markdown for the "About this index" panel."""
+    def status(self) -> IndexStatus:
+        """What the "About this index" panel shows: counts, folder, dates, model, last rebuild, problems."""
         index: Index = self.searcher.index
         m = index.manifest
-        lines = [
-            f"- **Summaries:** {len(index.documents)} ({len(index.chunks)} passages)",
-            f"- **Folder:** {text_html(str(self.docs))}",
-            f"- **Built:** {m.get('built_at', '?')}; **updated:** {m.get('updated_at', '?')}",
-            f"- **Model:** {text_html(index.model)}",
-        ]
-        if self.last_report:
-            lines.append(f"- **Last rebuild:** {self.last_rebuild}: {self.last_report.summary()}")
-        for problem in self.problems:
-            lines.append(f"- **Skipped:** {text_html(problem)}")
-        return "\n".join(lines)
+        last = f"{self.last_rebuild}: {self.last_report.summary()}" if self.last_report else ""
+        return IndexStatus(
+            summaries=len(index.documents),
+            passages=len(index.chunks),
+            folder=str(self.docs),
+            built=m.get("built_at", "?"),
+            updated=m.get("updated_at", "?"),
+            model=index.model,
+            last_rebuild=last,
+            problems=tuple(self.problems),
+        )
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """The state of a service's index, as data (the app words it)."""
+
+    summaries: int
+    passages: int
+    folder: str
+    built: str
+    updated: str
+    model: str
+    last_rebuild: str = ""
+    problems: tuple[str, ...] = ()
 
 
 def open_searcher(index: Index, embedder: Embedder, settings: SearchSettings | None = None) -> Searcher:

@@ -16,10 +16,8 @@ import gradio as gr
 
 from qa.corpus.citations import to_bibtex, to_ris
 from qa.present.answer import DISCLAIMER
-from qa.present.render import (
-    filters_text,
-    study_types,
-)
+from qa.present.render import filters_text, source_html, study_types
+from qa.present.text import text_html
 from qa.search.types import Answer, Filters
 from qa.serve.inputs import ANY
 from qa.serve.service import Service
@@ -144,3 +142,26 @@ def filter_note_text(service: Service, filters: Filters) -> str:
 def chat_html(turns: list[str]) -> str:
     """The conversation's HTML from its turns."""
     return "".join(turns)
+
+
+def source_view(service: Service, doc_id: str) -> str:
+    """HTML of a whole summary for the source view, or a line saying it has left the index."""
+    found = service.summary(doc_id)
+    if found is None:
+        return "<p>That study is no longer in the index.</p>"
+    return source_html(*found)
+
+
+def index_about(service: Service) -> str:
+    """Markdown for the operator's "About this index" panel, every value escaped."""
+    status = service.status()
+    lines = [
+        f"- **Summaries:** {status.summaries} ({status.passages} passages)",
+        f"- **Folder:** {text_html(status.folder)}",
+        f"- **Built:** {status.built}; **updated:** {status.updated}",
+        f"- **Model:** {text_html(status.model)}",
+    ]
+    if status.last_rebuild:
+        lines.append(f"- **Last rebuild:** {status.last_rebuild}")
+    lines += [f"- **Skipped:** {text_html(problem)}" for problem in status.problems]
+    return "\n".join(lines)

@@ -1,0 +1,456 @@
+"""Updating an index from a folder of summaries: plan what changed, embed only that, write a delta or a new generation.
+
+Unchanged summaries are not read again (size, modification time and hash in the manifest);
+a small update writes a delta on the live generation, a large one (or many deltas) a whole
+new generation. A summary that fails to parse keeps its last indexed version."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.corpus.chunking import CHUNKER_VERSION, Chunk, chunk_document, sections
+from qa.corpus.documents import Document, FileStat, LoadResult, load_folder, safe_text
+from qa.errors import IndexStateError
+
+# Writes go through the module (`disk.write_file`), so a test can stand in for the disk.
+from qa.index import files as disk
+from qa.index import sentences
+from qa.index.deltas import apply_keywords
+from qa.index.files import (
+    MANIFEST,
+    clean_leftovers,
+    utc_now,
+    write_manifest_quietly,
+)
+from qa.index.folder import guard_update, writer_lock
+from qa.index.keywords import KeywordIndex
+from qa.index.segments import COMPACT_SHARE, MAX_DELTAS, LayeredKeywords, LayeredStore, flatten
+from qa.index.store import Index, build_study_keywords
+from qa.index.vectorstore import choose_store, refit
+from qa.models.embedding import Embedder
+
+#: Passages one summary may become; the longest thread page makes 76. A 10 MB file
+#: made 11,757 (five times the whole corpus) before this limit.
+MAX_PASSAGES = 300
+
+
+# Vectors embedded by an update whose save failed (a full disk), by (model, embedded text):
+# the retry from the same process (the server's watcher or Rebuild button) reuses them.
+_PENDING: dict[tuple[str, str], np.ndarray] = {}
+
+
+# The same for sentence vectors (qa/index/sentences.py), by model, then passage text.
+_PENDING_SENTENCES: dict[str, dict[str, np.ndarray]] = {}
+
+
+#: Called with (done, total, what) while an update runs.
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class UpdateReport:
+    """What an index update did."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    kept_broken: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # "name: why", over a limit
+    embedded_chunks: int = 0
+    rebuilt_reason: str = ""
+    problems: list[str] = field(default_factory=list)  # files skipped while reading, and why
+    files_read: int = 0  # summary files opened (unchanged ones are judged by size and mtime)
+
+    @property
+    def touched(self) -> bool:
+        """Whether anything on disk changed."""
+        return bool(self.added or self.changed or self.removed or self.rebuilt_reason)
+
+    def summary(self) -> str:
+        """One line of counts for people."""
+        text = (
+            f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+            f"{self.unchanged} unchanged; {self.embedded_chunks} passages embedded"
+        )
+        if self.kept_broken:
+            text += f"; {len(self.kept_broken)} unreadable file(s) kept at their last good version"
+        if self.refused:
+            text += f"; refused {'; '.join(self.refused)}"
+        return text
+
+
+def _compatible(index: Index, embedder: Embedder) -> str:
+    """Why `index` cannot be updated in place with `embedder` ('' if it can)."""
+    if index.model != embedder.name or index.manifest["dimension"] != embedder.dimension:
+        return f"the model changed ({index.model} → {embedder.name})"
+    if index.manifest.get("chunker_version") != CHUNKER_VERSION:
+        return "the chunker changed"
+    return ""
+
+
+def update_index(
+    folder: Path,
+    loaded: LoadResult,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    switch_docs: bool = False,
+    progress: Progress | None = None,
+) -> tuple[Index, UpdateReport]:
+    """Bring the index in `folder` up to date with `loaded`, embedding only what changed.
+
+    A file that can no longer be parsed keeps its previously indexed passages, so a bad
+    edit never loses data; a file that is gone is removed. Reading another summaries folder
+    than the recorded one, or removing more than half of the summaries, needs `switch_docs`
+    (or `rebuild`); an empty folder never empties the index.
+    """
+    with writer_lock(folder):
+        clean_leftovers(folder)
+        return _update(folder, loaded, embedder, rebuild, switch_docs or rebuild, progress)
+
+
+def _load_or_none(folder: Path) -> Index | None:
+    try:  # kept only to carry over files that are unreadable now (never lose indexed data)
+        return Index.load(folder) if (folder / MANIFEST).exists() else None
+    except IndexStateError:
+        return None
+
+
+#: A file modified this recently may be written again within the file system's timestamp
+#: granularity without its mtime changing (git's "racily clean" case): its stat is not trusted.
+RACY_NS = 2_000_000_000
+
+
+def _stat_fields(stat: FileStat | None) -> dict:
+    """The manifest fields that let the next update skip an unchanged file without reading it."""
+    if stat is None or time.time_ns() - stat.mtime_ns < RACY_NS:
+        return {}  # no stat: the next update hashes the file
+    return {"size": stat.size, "mtime_ns": stat.mtime_ns}
+
+
+def _refresh_stats(known: dict[str, dict], loaded: LoadResult) -> bool:
+    """Record the current stats of files judged unchanged (touched ones); return whether any moved."""
+    moved = False
+    for doc_id in loaded.unchanged:
+        entry = known[doc_id]
+        fresh = _stat_fields(loaded.stats.get(doc_id))
+        if fresh != {k: entry[k] for k in ("size", "mtime_ns") if k in entry}:
+            entry.pop("size", None)
+            entry.pop("mtime_ns", None)
+            entry.update(fresh)
+            moved = True
+    return moved
+
+
+def _parse_unchanged(loaded: LoadResult) -> LoadResult:
+    """`loaded` with its unparsed unchanged files read and parsed too."""
+    paths = list(loaded.unchanged.values())
+    extra = load_folder(paths[0].parent, paths)
+    return LoadResult(
+        loaded.documents + extra.documents,
+        loaded.problems + extra.problems,
+        loaded.folder,
+        {},
+        {**loaded.stats, **extra.stats},
+        loaded.read + extra.read,
+    )
+
+
+def update_folder(
+    folder: Path,
+    docs: Path,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    switch_docs: bool = False,
+    progress: Progress | None = None,
+    current: Index | None = None,
+    compact: bool = False,
+) -> tuple[Index, UpdateReport]:
+    """Read the summaries in `docs` and update the index in `folder`, reading only what changed.
+
+    Files whose size and modification time match the manifest are not opened; files whose
+    bytes hash the same are not parsed; only changed and added summaries are parsed and embedded.
+    Skipped files are in `report.problems`. `current`, the index the caller has loaded from
+    `folder`, is returned as it is when nothing changed, so no change costs no index load, and
+    is updated in memory (a copy) when it is still the live one, so its base is not read again.
+    A small change is written as a delta; `compact` folds the deltas into a whole new generation.
+    """
+    with writer_lock(folder):
+        manifest: dict = {}
+        if not rebuild:
+            try:
+                manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                manifest = {}  # no or a damaged manifest: read everything
+        clean_leftovers(folder, manifest if isinstance(manifest, dict) else None)
+        known = manifest.get("documents") if isinstance(manifest, dict) else None
+        loaded = load_folder(docs, known=known if isinstance(known, dict) else {})
+        pending = compact and bool(manifest.get("deltas")) if isinstance(manifest, dict) else False
+        if (
+            current is not None
+            and not rebuild
+            and not pending
+            and _nothing_to_do(current, manifest, loaded, embedder)
+        ):
+            report = UpdateReport(unchanged=len(loaded.unchanged), files_read=loaded.read)
+            if _refresh_stats(manifest["documents"], loaded):
+                manifest["updated_at"] = utc_now()
+                write_manifest_quietly(folder, manifest)
+            current.manifest = manifest  # the same generation; only stats may differ
+            return current, report
+        return _update(
+            folder, loaded, embedder, rebuild, switch_docs or rebuild, progress, current, manifest, compact
+        )
+
+
+def _nothing_to_do(current: Index, manifest: dict, loaded: LoadResult, embedder: Embedder) -> bool:
+    """Whether `loaded` found every summary of the live generation unchanged, and `current` is it."""
+    return (
+        isinstance(manifest, dict)
+        and current.manifest.get("generation") == manifest.get("generation")
+        and not _compatible(current, embedder)
+        and not loaded.documents
+        and not loaded.problems
+        and set(loaded.unchanged) == set(manifest.get("documents") or {})
+        and str(loaded.folder) == manifest.get("docs")
+        and current.sentences is not None
+    )
+
+
+def _chunk_within_limit(doc: Document, embedder: Embedder, report: UpdateReport) -> list[Chunk] | None:
+    """The chunks of `doc`, or None (and a line in `report.refused`) when over `MAX_PASSAGES`."""
+    # A cheap lower bound first (a section makes at least one passage, a word at least one
+    # token), so a huge summary is refused before thousands of tokenizer calls.
+    parts = sections(doc)
+    floor = max(len(parts), sum(len(part.text.split()) for part in parts) // embedder.max_tokens)
+    count = floor if floor > MAX_PASSAGES else 0
+    chunks = [] if count else chunk_document(doc, embedder.max_tokens, embedder.count_tokens)
+    count = count or len(chunks)
+    if count <= MAX_PASSAGES:
+        return chunks
+    report.refused.append(
+        f"{doc.doc_id}: it makes {'at least ' if floor > MAX_PASSAGES else ''}{count:,} passages; "
+        f"the limit for one summary is {MAX_PASSAGES}"
+    )
+    return None
+
+
+def _update(
+    folder: Path,
+    loaded: LoadResult,
+    embedder: Embedder,
+    rebuild: bool,
+    switch: bool,
+    progress: Progress | None,
+    live: Index | None = None,
+    live_manifest: dict | None = None,
+    compact: bool = False,
+) -> tuple[Index, UpdateReport]:
+    """The update itself, under the writer lock. `live`: the caller's loaded index, used instead of
+    reading the base from disk when `live_manifest` (just read from disk) says it is still live."""
+    report = UpdateReport()
+    index: Index | None = None
+    if not rebuild and (folder / MANIFEST).exists():
+        try:
+            if live is not None and live_manifest and _same_generation(live.manifest, live_manifest):
+                index = live.fork(live_manifest)
+            else:
+                loaded_index = Index.load(folder)
+                index = loaded_index.fork(loaded_index.manifest)
+                index.parent = None  # not an index any searcher uses
+            report.rebuilt_reason = _compatible(index, embedder)
+        except IndexStateError as exc:
+            report.rebuilt_reason = str(exc)
+        if report.rebuilt_reason:
+            index = None
+    elif rebuild:
+        report.rebuilt_reason = "asked to rebuild"
+    previous: Index | None = None
+    if index is None:
+        previous = _load_or_none(folder)
+        index = Index.empty(folder, embedder)
+
+    report.problems = [str(p) for p in loaded.problems]
+    report.files_read = loaded.read
+    if any(doc_id not in index.documents for doc_id in loaded.unchanged):
+        # Recognised as unchanged against another state (a rebuild, a damaged index): parse them.
+        loaded = _parse_unchanged(loaded)
+        report.files_read = loaded.read
+    current = {doc.doc_id: doc for doc in loaded.documents}
+    broken = {safe_text(p.path.name) for p in loaded.problems}
+    guard_update(folder, loaded, index if index.documents else previous, broken, switch)
+    known = index.documents
+    stats_moved = _refresh_stats(known, loaded)
+    report.unchanged += len(loaded.unchanged)
+    todo: list[tuple[Document, list[Chunk]]] = []
+    for doc_id, doc in current.items():
+        entry = known.get(doc_id)
+        if entry is not None and entry["hash"] == doc.content_hash:
+            report.unchanged += 1
+            continue
+        chunks = _chunk_within_limit(doc, embedder, report)
+        if chunks is None:
+            broken.add(doc_id)  # like an unreadable file: its last good version stays
+            continue
+        (report.added if entry is None else report.changed).append(doc_id)
+        todo.append((doc, chunks))
+    for doc_id in list(known):
+        if (doc_id in current or doc_id in loaded.unchanged) and doc_id not in broken:
+            continue
+        if doc_id in broken:
+            report.kept_broken.append(doc_id)
+        else:
+            report.removed.append(doc_id)
+
+    removed_ids = [cid for doc_id in report.removed + report.changed for cid in known.pop(doc_id)["chunks"]]
+    removed_chunks = [(cid, index.chunks[cid]) for cid in removed_ids if cid in index.chunks]
+    index.vectors.remove(removed_ids)
+    for cid in removed_ids:
+        index.chunks.pop(cid, None)
+
+    new_chunks: list[tuple[int, Chunk]] = []
+    next_id = index.manifest["next_id"]
+    for doc, chunks in todo:
+        ids = list(range(next_id, next_id + len(chunks)))
+        next_id += len(chunks)
+        known[doc.doc_id] = {
+            "hash": doc.content_hash,
+            "path": safe_text(str(doc.path)),
+            "chunks": ids,
+            **_stat_fields(loaded.stats.get(doc.doc_id)),
+        }
+        new_chunks.extend(zip(ids, chunks))
+    if previous is not None:
+        # A full rebuild: files unreadable now keep the passages they had, embedded anew.
+        for doc_id in sorted(broken & set(previous.documents)):
+            chunks = previous.chunks_of(doc_id)
+            ids = list(range(next_id, next_id + len(chunks)))
+            next_id += len(chunks)
+            known[doc_id] = {**previous.documents[doc_id], "chunks": ids}
+            new_chunks.extend(zip(ids, chunks))
+            report.kept_broken.append(doc_id)
+    index.manifest["next_id"] = next_id
+    if not index.vectors.ntotal and not index.chunks:
+        # A full build: the kind of store its size calls for (exact, or approximate past 100k).
+        index.vectors = choose_store(len(new_chunks), embedder.dimension)
+    _embed(index, new_chunks, embedder, progress)
+    report.embedded_chunks = len(new_chunks)
+
+    docs = str(loaded.folder) if loaded.folder is not None else index.manifest.get("docs")
+    moved = docs != index.manifest.get("docs")
+    if docs:
+        index.manifest["docs"] = docs
+    fold = compact and bool(index.manifest.get("deltas"))
+    if (report.touched or moved) and not compact and _fits_delta(index, report, previous):
+        # Only what changed is written; the base files stay as they are.
+        _save_delta(index, embedder, removed_ids, removed_chunks, new_chunks)
+    elif report.touched or moved or fold or not (folder / MANIFEST).exists():
+        # A whole generation: a first build, a rebuild, or the deltas grew past their share.
+        index.vectors = flatten(index.vectors)
+        ordered = sorted(index.chunks)
+        index.keywords = KeywordIndex.build(ordered, [index.chunks[i].embed_text for i in ordered])
+        # Whole summaries too: a study about a topic uses its words in every section, and
+        # ranking studies by that as well lifts them above passing mentions.
+        index.study_keywords = build_study_keywords(index)
+        if report.rebuilt_reason:
+            index.manifest["built_at"] = utc_now()
+        kept = _PENDING_SENTENCES.get(embedder.name, {})
+        if kept:  # sentence vectors a failed save embedded
+            if index.sentences is None or index.sentences.model != embedder.name:
+                index.sentences = sentences.SentenceVectors(embedder.name)
+            for text, vectors in kept.items():
+                index.sentences.stored.setdefault(text, vectors)
+        sentences.refresh(index, embedder)  # sentence vectors for highlighting, new passages only
+        index.vectors = refit(index.vectors)  # exact <-> approximate when the size crossed over
+        try:
+            index.save()
+        except IndexStateError:
+            # Keep what was embedded, so the retry from this process does not embed it again.
+            for cid, chunk in new_chunks:
+                _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.get([cid])[0]
+            if index.sentences is not None:
+                _PENDING_SENTENCES[embedder.name] = dict(index.sentences.stored)
+            raise
+        _PENDING.clear()
+        _PENDING_SENTENCES.clear()
+    else:
+        sentences.backfill(index, embedder, disk.write_file)  # an index from before sentence vectors
+        if stats_moved:  # touched files: record their new stats so the next update skips them
+            index.manifest = {**index.manifest, "updated_at": utc_now()}
+            write_manifest_quietly(folder, index.manifest)
+    return index, report
+
+
+def _same_generation(manifest: dict, live_manifest: dict) -> bool:
+    return isinstance(live_manifest, dict) and manifest.get("generation") == live_manifest.get("generation")
+
+
+def _fits_delta(index: Index, report: UpdateReport, previous: Index | None) -> bool:
+    """Whether this update can be written as a delta on the live generation (else: a whole one)."""
+    vectors, keywords, studies = index.vectors, index.keywords, index.study_keywords
+    if report.rebuilt_reason or previous is not None or not isinstance(vectors, LayeredStore):
+        return False
+    if not all(isinstance(k, LayeredKeywords) and k.supports_delta for k in (keywords, studies)):
+        return False  # a base written before its keyword statistics were recorded
+    if len(index.manifest.get("deltas", [])) >= MAX_DELTAS:
+        return False
+    # What a compaction would fold in, against the base's size.
+    return vectors.changed <= COMPACT_SHARE * max(1, vectors.base.ntotal)
+
+
+def _save_delta(
+    index: Index,
+    embedder: Embedder,
+    removed_ids: list[int],
+    removed: list[tuple[int, Chunk]],
+    added: list[tuple[int, Chunk]],
+) -> None:
+    """Update the keyword layers and sentence vectors for what changed, then write it as a delta."""
+    apply_keywords(index, removed, added)
+    kept = _PENDING_SENTENCES.get(embedder.name, {})
+    if kept and index.sentences is not None and index.sentences.model == embedder.name:
+        for text, vectors in kept.items():  # sentence vectors a failed save embedded
+            index.sentences.stored.setdefault(text, vectors)
+    rows = sentences.add_rows(index, embedder, [c.text for _, c in added])
+    index.changes = (removed, added)
+    try:
+        index.save_delta(removed_ids, added, rows)
+    except IndexStateError:
+        for cid, chunk in added:  # the retry from this process embeds none of it again
+            _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.get([cid])[0]
+        _PENDING_SENTENCES[embedder.name] = {c.text: index.sentences.stored[c.text] for _, c in added}
+        raise
+    _PENDING.clear()
+    _PENDING_SENTENCES.clear()
+
+
+def _embed(
+    index: Index, new_chunks: list[tuple[int, Chunk]], embedder: Embedder, progress: Progress | None
+) -> None:
+    """Add the vectors of `new_chunks`, reusing any kept from a failed save."""
+    total, batch = len(new_chunks), 64
+    if progress and total:
+        progress(0, total, "embedding passages")
+    for start in range(0, total, batch):
+        part = new_chunks[start : start + batch]
+        keys = [(embedder.name, c.embed_text) for _, c in part]
+        missing = [i for i, key in enumerate(keys) if key not in _PENDING]
+        fresh = embedder.encode([part[i][1].embed_text for i in missing])
+        vectors = np.zeros((len(part), embedder.dimension), dtype=np.float32)
+        for row, i in enumerate(missing):
+            vectors[i] = fresh[row]
+        for i, key in enumerate(keys):
+            if key in _PENDING:
+                vectors[i] = _PENDING[key]
+        index.vectors.add([i for i, _ in part], vectors)
+        index.chunks.update(part)
+        if progress:
+            progress(min(start + batch, total), total, "embedding passages")
