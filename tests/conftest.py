@@ -14,6 +14,65 @@ EVAL_QUESTIONS = SHARED / "eval" / "questions-dev.jsonl"
 SEEDS = ROOT / "seeds"
 
 
+class FakeEmbedder:
+    """Bag-of-words vectors (each word hashed to a dimension): deterministic, instant, no model.
+
+    For unit tests of one stage and of the pipeline's wiring; the real model's behaviour is
+    tested in the full lane.
+    """
+
+    name = "fake-bag-of-words"
+    dimension = 64
+    max_tokens = 256
+
+    def _vector(self, text: str):
+        import zlib
+
+        import numpy as np
+
+        vector = np.zeros(self.dimension, dtype=np.float32)
+        for word in text.lower().split():
+            vector[zlib.crc32(word.strip(".,;:?!()").encode()) % self.dimension] += 1.0
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm else vector
+
+    def encode(self, texts, progress=False):
+        import numpy as np
+
+        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), "f4")
+
+    def encode_query(self, text):
+        return self._vector(text)
+
+    def forget_queries(self):
+        pass
+
+    def count_tokens(self, text):
+        return len(text.split()) + 2
+
+    def is_common_word(self, word):
+        return True
+
+
+@pytest.fixture(scope="session")
+def fake_embedder():
+    """An embedder with no model (see `FakeEmbedder`)."""
+    return FakeEmbedder()
+
+
+def write_summary(folder: Path, name: str, title: str, found: str, doi: str = "") -> Path:
+    """A small summary file in the corpus's format, with one findings section."""
+    link = f"- **Link:** [DOI](https://doi.org/{doi})\n" if doi else ""
+    path = folder / name
+    path.write_text(
+        f"---\ntitle: \"{title}\"\ntags:\n- 💊 Treatment\ncreated: '2025-01-02'\npublished: '2025-01-02'\n---\n\n"
+        f"<details>\n<summary>Author et al. (2025)</summary>\n\n- **Authors:** A. Author\n{link}\n</details>\n\n"
+        f"## Summary\n\n{title}.\n\n## What has been found?\n\n{found}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 @pytest.fixture(scope="session")
 def embedder():
     """The real bundled all-MiniLM-L6-v2, loaded once."""

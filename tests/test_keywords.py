@@ -138,3 +138,43 @@ def test_corpus_keyword_search():
     top = chunks[index.search("rintatolimod Phase III", 1)[0][0]]
     assert "rintatolimod" in top.text.lower()
     assert index.doc_freq(tokenize("ME/CFS")[-1]) > 1000  # the joined "mecfs" compound
+
+
+# --- one contract for every keyword index --------------------------------------------------
+
+CONTRACT_TEXTS = {
+    1: "Low-dose naltrexone eased pain and fatigue in some patients.",
+    2: "Pacing kept people within their energy envelope.",
+    3: "Cerebral blood flow fell during a tilt test.",
+    4: "Valacyclovir, an antiviral, helped a few patients with EBV.",
+    5: "Sleep was unrefreshing in most participants.",
+    6: "IL-6 and TNF were raised after exertion.",
+}
+
+
+def built():
+    return KeywordIndex.build(list(CONTRACT_TEXTS), list(CONTRACT_TEXTS.values()))
+
+
+def layered():
+    from qa.index.segments import LayeredKeywords
+
+    base = KeywordIndex.build(
+        [1, 2, 3, 99], [CONTRACT_TEXTS[1], CONTRACT_TEXTS[2], CONTRACT_TEXTS[3], "A row removed later."]
+    )
+    index = LayeredKeywords(base)
+    index.add([4, 5, 6], [CONTRACT_TEXTS[4], CONTRACT_TEXTS[5], CONTRACT_TEXTS[6]])
+    index.remove([99], ["A row removed later."])
+    return index
+
+
+@pytest.mark.parametrize("make", [built, layered], ids=lambda f: f.__name__)
+def test_every_keyword_index_keeps_the_same_contract(make):
+    index = make()
+    assert index.search("naltrexone for pain", 3)[0][0] == 1
+    assert index.search("antiviral valacyclovir", 3)[0][0] == 4, "a row added in a delta is found"
+    assert index.search("IL-6 after exertion", 3)[0][0] == 6
+    assert index.search("zorblatine", 3) == []
+    assert all(row != 99 for row, _ in index.search("row removed later", 6)), "a removed row is gone"
+    assert index.doc_freq(tokenize("naltrexone")[0]) == 1 and index.doc_freq("zorblatin") == 0
+    assert index.knows_stem_of("participant") and not index.knows_stem_of("zorblatine")

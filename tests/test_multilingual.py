@@ -180,11 +180,11 @@ def test_off_topic_questions_fall_below_the_multilingual_floor_and_on_topic_ones
     assert all(len(q.split()) >= MIN_WORDS for q in ON_TOPIC + OFF_TOPIC)
     # The verdict on such a score, as the searcher asks for it.
     study = _study_with_dense(best[OFF_TOPIC[0]])
-    covered, reason = judge_coverage([study], [], False, "hybrid", floor=MIN_MULTILINGUAL)
+    covered, reason = judge_coverage([study], [], None, "hybrid", floor=MIN_MULTILINGUAL)
     assert not covered and "nearest ones are about something else" in reason
-    assert judge_coverage(
-        [_study_with_dense(best[ON_TOPIC[0]])], [], False, "hybrid", floor=MIN_MULTILINGUAL
-    )[0]
+    assert judge_coverage([_study_with_dense(best[ON_TOPIC[0]])], [], None, "hybrid", floor=MIN_MULTILINGUAL)[
+        0
+    ]
 
 
 def _study_with_dense(score: float):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexStateError
+from qa.index.segments import LayeredStore
 from qa.index.vectorstore import (
     APPROXIMATE_FROM,
     ExactStore,
@@ -41,14 +42,23 @@ def ivf_trained() -> VectorStore:
     return store
 
 
-BACKENDS = [exact, ivf_staging, ivf_trained]
+def layered() -> VectorStore:
+    return LayeredStore(ExactStore(DIM))  # the store an update's delta layers on a base
+
+
+BACKENDS = [exact, ivf_staging, ivf_trained, layered]
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda f: f.__name__)
 def store(request) -> VectorStore:
     """An empty store of each kind, filled with 300 vectors under ids 1000, 1002, ..."""
     made = request.param()
-    made.add(np.arange(300) * 2 + 1000, unit(300))
+    ids, vectors = np.arange(300) * 2 + 1000, unit(300)
+    if isinstance(made, LayeredStore):  # half in the base, half in the delta: both layers answer
+        made.base.add(ids[:150], vectors[:150])
+        made.add(ids[150:], vectors[150:])
+    else:
+        made.add(ids, vectors)
     return made
 
 
@@ -93,7 +103,8 @@ def test_save_load_round_trip_gives_same_results(store, tmp_path):
     store.save(path)
     assert faiss.read_index(str(path)).ntotal == 300  # plain FAISS can read it
     again = load_store(path, store.describe())
-    assert type(again) is type(store)
+    saved_as = store.base if isinstance(store, LayeredStore) else store  # saved as one store
+    assert type(again) is type(saved_as)
     assert again.describe() == store.describe()
     queries = unit(30, seed=3)
     assert np.array_equal(again.search(queries, 10)[1], store.search(queries, 10)[1])

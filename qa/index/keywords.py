@@ -7,7 +7,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import bm25s
 import numpy as np
@@ -36,6 +36,23 @@ def tokenize(text: str) -> list[str]:
 @lru_cache(maxsize=4096)
 def _stem(words: tuple[str, ...]) -> list[str]:
     return _STEMMER.stemWords(list(words))
+
+
+class KeywordSearch(Protocol):
+    """What a keyword index answers, whether built whole (`KeywordIndex`) or layered with
+    deltas (`qa.index.segments.LayeredKeywords`); tests/test_keywords.py runs one contract on both."""
+
+    def search(self, query: str, k: int) -> list[tuple]:
+        """Top `k` (id, BM25 score) for a query; empty if no query word is indexed."""
+        ...
+
+    def doc_freq(self, token: str) -> int:
+        """Rows that contain the (already tokenised) term."""
+        ...
+
+    def knows_stem_of(self, word: str, prefix: int = 6) -> bool:
+        """Whether an indexed term shares `word`'s first letters."""
+        ...
 
 
 class KeywordIndex:

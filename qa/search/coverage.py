@@ -9,15 +9,14 @@ import re
 from qa.index.keywords import tokenize
 from qa.index.store import Index
 from qa.models.embedding import Embedder
+from qa.models.rerank import Calibration
 from qa.search.types import StudyHit
 from qa.search.vocabulary import Vocabulary, english_counts
 
 # --- judge coverage ---------------------------------------------------------------------
 
-#: Below this reranker score (a logit) no passage is taken to answer whatever its words: the
-#: cross-encoder gives it odds of about 1 in 3,000 (paraphrased questions that do have an answer
-#: were seen as low as -6.8, so the floor sits below them).
-MIN_RERANK = -8.0
+# The reranker's own thresholds (floor, unsure, certain) come with it: `Reranker.calibration`
+# (qa/models/rerank.py), so a second reranker cannot silently change what "not covered" means.
 #: Without a reranker: the dense similarity below which nothing is close enough.
 MIN_DENSE = 0.30
 #: The same for a question in another language, on multilingual-e5's cosine, whose scale is
@@ -55,12 +54,6 @@ def distinctive_missing(question: str, index: Index, embedder: Embedder, vocabul
     return unknown if 3 * len(unknown) <= known + len(unknown) else []
 
 
-#: From this score on (odds of about 400 to 1) a passage is taken to answer even when the question
-#: names something no summary mentions.
-CERTAIN_RERANK = 6.0
-#: Below this score the reranker leans towards "does not answer" (a logit of 0 is even odds);
-#: a rare word of the question missing from the best evidence then decides.
-UNSURE_RERANK = 0.0
 #: A word is rare when at most this share of passages use it (and at least 3 passages' worth).
 RARE_SHARE = 0.002
 #: Words this frequent in general English (symspellpy's counts) are everyday words ("tired",
@@ -91,24 +84,28 @@ def absent_rare_words(question: str, studies: list[StudyHit], index: Index) -> l
 def judge_coverage(
     studies: list[StudyHit],
     missing: list[str],
-    reranked: bool,
+    calibration: Calibration | None,
     mode: str,
     absent: list[str] = (),
     floor: float = MIN_DENSE,
 ) -> tuple[bool, str]:
-    """Whether any summary answers, and if not, why in plain words (`floor`: the least dense score)."""
+    """Whether any summary answers, and if not, why in plain words.
+
+    `calibration` is the reranker's when it ordered the studies (None when it did not);
+    `floor` is the least dense score that can answer without it.
+    """
     if not studies:
         return False, "No passage matched the question."
     best = max((p.rerank for s in studies for p in s.passages if p.rerank is not None), default=None)
     # A name no summary uses decides, unless the reranker is all but certain a passage answers
     # anyway (the question said "coronavirus", the summaries say "SARS-CoV-2"). The bar is high:
     # "Does oseltamivir help long COVID?" still scores 3.8 on a passage about another drug.
-    if missing and not (reranked and best is not None and best >= CERTAIN_RERANK):
+    if missing and not (calibration and best is not None and best >= calibration.certain):
         return False, "No summary mentions " + _join(missing) + "."
-    if reranked:
-        if best is not None and best < MIN_RERANK:
+    if calibration:
+        if best is not None and best < calibration.floor:
             return False, "No passage answers this closely; the nearest ones are about something else."
-        if absent and best is not None and best < UNSURE_RERANK:
+        if absent and best is not None and best < calibration.unsure:
             return False, "The closest summaries do not mention " + _join(list(absent)) + "."
         return True, ""
     dense = max((p.dense or 0.0) for s in studies[:3] for p in s.passages)

@@ -161,6 +161,8 @@ class Searcher:
         mode = mode or self.settings.mode
         question, k = question.strip(), max(1, k)
         settings = self.settings.describe()
+        if self.reranker is not None:  # the thresholds "not covered" used come with the reranker
+            settings["calibration"] = self.reranker.calibration.describe()
         if not question:
             return Answer(question, (), False, "The question is empty.", filters, mode, settings=settings)
         typed, question = question, fit_question(clean_text(question), self.embedder.count_tokens)
@@ -203,7 +205,8 @@ class Searcher:
         floor = MIN_DENSE
         if names == ("multilingual",):  # scores are multilingual-e5 cosines
             floor = MIN_MULTILINGUAL if len(question.split()) >= MIN_WORDS else 0.0
-        covered, reason = judge_coverage(hits, missing, use_reranker, mode, absent, floor)
+        calibration = self.reranker.calibration if use_reranker else None
+        covered, reason = judge_coverage(hits, missing, calibration, mode, absent, floor)
         return Answer(
             typed,
             tuple(hits),
