@@ -125,9 +125,14 @@ def test_reranking_can_be_switched_off_by_a_setting(corpus_index, embedder):
 class _HeldReranker:
     """A reranker that holds each call until released (to have searches running at once)."""
 
+    name = "held"
+
     def __init__(self) -> None:
         import threading
 
+        from qa.models.rerank import CROSS_ENCODER_CALIBRATION
+
+        self.calibration = CROSS_ENCODER_CALIBRATION
         self.entered = threading.Semaphore(0)
         self.release = threading.Event()
 

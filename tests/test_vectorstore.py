@@ -202,3 +202,12 @@ def test_bad_files_are_named_in_the_error(tmp_path):
     faiss.write_index(faiss.IndexIDMap2(faiss.IndexFlatL2(DIM)), str(l2))
     with pytest.raises(IndexStateError, match="l2.faiss.*metric"):
         load_store(l2)
+
+
+def test_a_copy_is_independent_and_answers_the_same(store):
+    twin = store.copy()
+    query = unit(5, seed=3)
+    assert (twin.search(query, 5)[1] == store.search(query, 5)[1]).all()
+    assert twin.describe() == store.describe()
+    twin.remove([1000])
+    assert twin.ntotal == store.ntotal - 1 and 1000 in store.search(unit(300)[:1], 1)[1][0]

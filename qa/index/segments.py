@@ -24,11 +24,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-import faiss
 import numpy as np
 
 from qa.index.keywords import KeywordIndex, has_prefix, tokenize
-from qa.index.vectorstore import ExactStore, IVFStore, VectorStore, as_ids, as_vectors
+from qa.index.vectorstore import ExactStore, VectorStore, as_ids, as_vectors
 
 #: Deltas are folded into a new generation when the passages they add and remove pass this
 #: share of the base's passages: loading replays them (tokenising the added passages), and
@@ -50,7 +49,7 @@ class LayeredStore(VectorStore):
 
     def fork(self) -> LayeredStore:
         """A copy whose changes the original never sees; the base is shared, the small parts copied."""
-        delta = ExactStore(self.dimension, faiss.clone_index(self.delta.faiss_index))
+        delta = self.delta.copy()
         copy = LayeredStore(self.base, None, self.dead)
         copy.delta, copy._delta_ids = delta, set(self._delta_ids)
         return copy
@@ -150,33 +149,21 @@ class LayeredStore(VectorStore):
         return self.base.describe()
 
     @property
-    def faiss_index(self) -> faiss.Index:
+    def faiss_index(self) -> Any:
         """A single FAISS index of everything live (built on demand: see `flatten`)."""
         return flatten(self).faiss_index
+
+    def copy(self) -> LayeredStore:
+        """An independent copy of both layers (as `fork`)."""
+        return self.fork()
 
 
 def flatten(store: VectorStore) -> VectorStore:
     """One plain store holding what `store` holds: a layered store merged into a copy of its base."""
     if not isinstance(store, LayeredStore):
         return store
-    base = store.base
-    if isinstance(base, IVFStore) and base.trained:
-        # A copy of the trained lists (with their hash-table direct map), so nothing is retrained.
-        merged: VectorStore = IVFStore(
-            base.dimension,
-            base.nlist,
-            base.nprobe,
-            index=faiss.clone_index(base.faiss_index),
-            trained_on=base.trained_on,
-        )
-    elif isinstance(base, ExactStore):
-        merged = ExactStore(base.dimension, faiss.clone_index(base.faiss_index))
-    else:  # an IVF store not trained yet (or another kind): refilled from its vectors, no re-embedding
-        merged = (
-            IVFStore(base.dimension, base.nlist) if isinstance(base, IVFStore) else ExactStore(base.dimension)
-        )
-        ids, vectors = base.vectors()
-        merged.add(ids, vectors)
+    # A copy of the base (trained IVF lists cloned with their direct map, so nothing is retrained).
+    merged = store.base.copy()
     merged.remove(sorted(store.dead))
     ids, vectors = store.delta.vectors()
     merged.add(ids, vectors)

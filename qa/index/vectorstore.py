@@ -113,6 +113,11 @@ class VectorStore(ABC):
                 raise KeyError(i) from None
         return out
 
+    def copy(self) -> VectorStore:
+        """An independent store holding the same vectors (nothing re-embedded or retrained)."""
+        twin = type(self)(self.dimension, faiss.clone_index(self.faiss_index))
+        return twin
+
     def to_bytes(self) -> bytes:
         """The file `save` writes, as bytes (for callers that write files themselves)."""
         return faiss.serialize_index(self.faiss_index).tobytes()
@@ -349,6 +354,21 @@ class IVFStore(VectorStore):
             "trained": self.trained,
             "trained_on": self.trained_on,
         }
+
+    def copy(self) -> VectorStore:
+        """An independent copy: trained lists cloned as they are, an untrained store refilled."""
+        if self.trained:
+            return IVFStore(
+                self.dimension,
+                self.nlist,
+                self.nprobe,
+                index=faiss.clone_index(self._index),
+                trained_on=self.trained_on,
+            )
+        twin = IVFStore(self.dimension, self.nlist)
+        ids, vectors = self.vectors()
+        twin.add(ids, vectors)
+        return twin
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from qa.errors import IndexStateError
@@ -184,7 +183,7 @@ class MultilingualRetriever:
         """A retriever with the same vectors to change apart; the engine (and its lock) is shared."""
         twin = MultilingualRetriever(model=self.model)
         twin._lock = self._lock  # one engine: one call at a time across both
-        twin.store = ExactStore(self.dimension, faiss.clone_index(self.store.faiss_index))
+        twin.store = self.store.copy()
         return twin
 
     @property
