@@ -206,6 +206,10 @@ def _in_view(page, locator) -> bool:
 
 
 def _new_conversation(page) -> None:
+    if not page.locator("#qa-chat .qa-turn").count():
+        # Nothing to clear: a click would return at once here while its event is still on its
+        # way, and its empty chat could then land after the next question's echo.
+        return
     page.locator("#qa-new").click()
     page.wait_for_function("() => !document.querySelector('#qa-chat .qa-turn')", polling=POLL_MS)
 
@@ -503,11 +507,7 @@ def test_two_questions_asked_close_together_are_both_answered_in_order(desktop):
     desktop.locator("#qa-chat .qa-pending").wait_for()
     box.fill("Is there a blood test for ME/CFS?")
     box.press("Enter")
-    desktop.wait_for_function(
-        "() => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-pending)').length >= 2",
-        timeout=60_000,
-        polling=POLL_MS,
-    )
+    _wait_for_answer(desktop, 1)
     questions = desktop.locator("#qa-chat .qa-turn .qa-question").all_inner_texts()
     assert [q.split(":", 1)[1].strip() for q in questions] == [
         "Does pacing help?",

@@ -53,8 +53,8 @@ def test_a_failed_search_ends_with_a_message_not_silence(handlers, monkeypatch):
 
 
 def test_echo_shows_the_question_at_once_and_keeps_it_pending(handlers):
-    box, chat, conv = handlers.echo("  Does pacing help?  ", dict(EMPTY_CONVERSATION))
-    assert box == "" and "Searching…" in chat and conv["pending"] == "Does pacing help?"
+    box, chat, conv, asked = handlers.echo("  Does pacing help?  ", dict(EMPTY_CONVERSATION))
+    assert box == "" and "Searching…" in chat and conv["pending"] == asked == "Does pacing help?"
     unchanged = handlers.echo("   ", dict(EMPTY_CONVERSATION))
     assert unchanged[2] == EMPTY_CONVERSATION
 

@@ -75,7 +75,8 @@ def _conversation() -> dict[str, Any]:
         send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
     clear = gr.Button("New conversation", size="sm", elem_id="qa-new")
     gr.Examples(EXAMPLES, inputs=question, label="Example questions", elem_id="qa-examples")
-    return {"conv": conv, "chat": chat, "question": question, "send": send, "clear": clear}
+    asked = gr.Textbox(visible=False)  # the question on its way from `echo` to `respond`
+    return {"conv": conv, "chat": chat, "question": question, "send": send, "clear": clear, "asked": asked}
 
 
 def _panels(service: Service, operator: bool) -> dict[str, Any]:
@@ -132,14 +133,22 @@ def _wire(demo: gr.Blocks, ui: SimpleNamespace, handlers: Handlers, service: Ser
     """Each event of the page to its handler (all private: only `/ask` is the API)."""
     private = {"api_visibility": "private"}
     filters_in = [ui.tags, ui.date_from, ui.date_to, ui.k, ui.sort]
+    # "multiple": Gradio's default ("once") dropped a second question's answer while the first
+    # was being searched; each question now carries its own text (ui.asked) to its answer.
     for trigger in (ui.send.click, ui.question.submit):
         trigger(
-            handlers.echo, [ui.question, ui.conv], [ui.question, ui.chat, ui.conv], queue=False, **private
+            handlers.echo,
+            [ui.question, ui.conv],
+            [ui.question, ui.chat, ui.conv, ui.asked],
+            queue=False,
+            trigger_mode="multiple",
+            **private,
         ).then(
             handlers.respond,
-            [ui.conv, *filters_in],
+            [ui.asked, ui.conv, *filters_in],
             [ui.chat, ui.conv, ui.pick],
             show_progress="hidden",
+            trigger_mode="multiple",
             **private,
         )
     ui.clear.click(
@@ -147,6 +156,7 @@ def _wire(demo: gr.Blocks, ui: SimpleNamespace, handlers: Handlers, service: Ser
         None,
         [ui.chat, ui.conv, ui.pick, ui.source, ui.cite_box, ui.cite_file],
         js="() => { history.replaceState(null, '', location.pathname); return []; }",
+        queue=False,  # at once, not behind searches: a question asked next must not be cleared
         **private,
     )
     for control in (ui.tags, ui.date_from, ui.date_to):

@@ -201,17 +201,20 @@ class Handlers:
             return {**conv, "turns": [*turns, turn], "pending": ""}, gr.update()
 
     def echo(self, message: str, conv: dict):
+        """The question shown at once with "Searching…": box, chat, conversation, and the question
+        handed to `respond` (its own value, so a second question cannot take the first one's place)."""
         message = typed(message)
         if not message:
-            return gr.update(), gr.update(), conv
+            return gr.update(), gr.update(), conv, ""
         turns = conv["turns"]
         pending = turn_html(f"t{len(turns) + 1}", message, SEARCHING, pending=True)
-        return "", chat_html([*turns, pending]), {**conv, "pending": message}
+        return "", chat_html([*turns, pending]), {**conv, "pending": message}, message
 
-    def respond(self, conv: dict, tags, date_from, date_to, k, sort):
-        if not conv.get("pending"):
+    def respond(self, asked: str, conv: dict, tags, date_from, date_to, k, sort):
+        """The answer to the question `echo` handed over, as a new turn of the conversation."""
+        if not asked:
             return gr.update(), conv, gr.update()
-        conv, pick_update = self.safe_turn(conv["pending"], conv, tags, date_from, date_to, k, sort)
+        conv, pick_update = self.safe_turn(asked, conv, tags, date_from, date_to, k, sort)
         return chat_html(conv["turns"]), conv, pick_update
 
     def on_load(self, request: gr.Request):

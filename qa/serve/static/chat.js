@@ -61,7 +61,7 @@ const setBox = (text) => {
   Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(area, text);
   area.dispatchEvent(new Event('input', {bubbles: true}));
 };
-const WAIT_LIMIT_MS = 120000;  // a lost reply must not hold the box for ever
+const WAIT_LIMIT_MS = 60000;  // a lost reply must not hold the box for ever
 const busy = () => waiting && Date.now() - waiting < WAIT_LIMIT_MS;
 const heldNote = () => {
   let note = document.getElementById('qa-held');
@@ -76,9 +76,9 @@ const heldNote = () => {
 const echo = (text) => {
   // Show the question with "Searching…" at once, before the server's own echo replaces it.
   const chat = element.querySelector('.qa-chat') || element;
-  const n = chat.querySelectorAll('.qa-turn').length + 1;
+  const n = chat.querySelectorAll('.qa-turn:not(.qa-provisional)').length + 1;
   const turn = document.createElement('section');
-  turn.className = 'qa-turn qa-pending'; turn.id = 't' + n;
+  turn.className = 'qa-turn qa-pending qa-provisional'; turn.id = 't' + n;
   const heading = document.createElement('h2');
   heading.className = 'qa-question'; heading.tabIndex = -1;
   const you = document.createElement('span');
@@ -160,12 +160,21 @@ element.addEventListener('click', (ev) => {
 // --- land on the newest question ---------------------------------------------------------------
 let seen = '';
 let first = true;
+// The page's own echo goes once the server's turn of that number is there: Gradio may keep a
+// node it did not render, and a stale "Searching…" would also hold the next question for ever.
+const dropProvisional = () => {
+  const served = new Set([...element.querySelectorAll('.qa-turn:not(.qa-provisional)')].map((t) => t.id));
+  element.querySelectorAll('.qa-provisional').forEach((t) => { if (served.has(t.id)) t.remove(); });
+};
 const land = () => {
+  dropProvisional();
   fold();
   if (held && box() && !box().value.trim()) setBox(held);
   const turns = element.querySelectorAll('.qa-turn');
   const last = turns[turns.length - 1];
-  if (!last) { seen = ''; if (!element.querySelector('.qa-pending')) waiting = 0; return; }
+  // An empty chat does not end a wait: Gradio can redraw it (dropping the page's own echo) while
+  // the question is still on its way; only its answer, or WAIT_LIMIT_MS, does.
+  if (!last) { seen = ''; return; }
   const pending = last.classList.contains('qa-pending');
   const key = last.id + (pending ? '-pending' : '');
   if (key === seen) return;
