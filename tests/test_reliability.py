@@ -24,7 +24,7 @@ from qa.corpus.documents import load_document, load_folder, safe_text
 from qa.errors import DocumentError, IndexStateError
 from qa.index.files import MANIFEST
 from qa.index.store import open_index
-from qa.index.update import update_index
+from qa.index.update import RetryCache, update_index
 from qa.search.pipeline import Searcher
 from qa.serve.cli import main
 from tests.conftest import CORPUS, ROOT, SEEDS
@@ -262,10 +262,11 @@ def test_a_full_disk_is_rolled_back_named_and_the_retry_embeds_nothing_again(tmp
             embedder, "encode", lambda texts, **kw: encoded.append(len(texts)) or encode(texts, **kw)
         )
 
+        retry = RetryCache()  # what the service keeps between its tries
         with pytest.raises(
             IndexStateError, match=r"^the disk is full: free \d+ MB in " + re.escape(str(index.resolve()))
         ):
-            update_index(index, load_folder(docs), embedder)
+            update_index(index, load_folder(docs), embedder, retry=retry)
         assert sum(encoded) > 0
         assert sorted(p.name for p in index.iterdir()) == files_before  # partial files removed
         assert len(open_index(index, embedder).documents) == 3  # the previous index still answers
@@ -278,7 +279,7 @@ def test_a_full_disk_is_rolled_back_named_and_the_retry_embeds_nothing_again(tmp
             monkeypatch.setattr(
                 embedder, "encode", lambda texts, **kw: encoded.append(len(texts)) or encode(texts, **kw)
             )
-        _, report = update_index(index, load_folder(docs), embedder)
+        _, report = update_index(index, load_folder(docs), embedder, retry=retry)
         assert len(report.added) == len(MORE_CORPUS) and sum(encoded) == 0  # nothing embedded twice
         assert len(open_index(index, embedder).documents) == 3 + len(MORE_CORPUS)
     finally:

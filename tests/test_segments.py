@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import qa.index.files
-import qa.index.update
+import qa.index.writing
 from qa.index.files import MANIFEST
 from qa.index.keywords import KeywordIndex
 from qa.index.segments import LayeredKeywords, LayeredStore, flatten
@@ -138,7 +138,7 @@ def _results(index: Index, embedder) -> dict:
 
 
 def test_a_delta_update_reloads_to_what_a_full_rebuild_gives(small_docs, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)  # a small folder: keep every update a delta
+    monkeypatch.setattr(qa.index.writing, "COMPACT_SHARE", 1.0)  # a small folder: keep every update a delta
     folder = tmp_path / "idx"
     first, _ = update_folder(folder, small_docs, embedder)
     base_files = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name.startswith("vectors-")}
@@ -187,7 +187,7 @@ def test_a_delta_update_reloads_to_what_a_full_rebuild_gives(small_docs, tmp_pat
 def test_a_crash_between_the_delta_and_the_manifest_leaves_the_previous_index(
     small_docs, tmp_path, embedder, monkeypatch
 ):
-    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.writing, "COMPACT_SHARE", 1.0)
     folder = tmp_path / "idx"
     first, _ = update_folder(folder, small_docs, embedder)
     before = live_generations(folder)
@@ -225,8 +225,8 @@ def test_deltas_are_compacted_past_their_share_or_count(small_docs, tmp_path, em
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["deltas"] == [] and manifest["base"] == manifest["generation"]
 
-    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)
-    monkeypatch.setattr(qa.index.update, "MAX_DELTAS", 2)
+    monkeypatch.setattr(qa.index.writing, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.writing, "MAX_DELTAS", 2)
     for n in range(3):
         edited.write_text(original + f"\nLine number {n}.\n", encoding="utf-8")
         index, _ = update_folder(folder, small_docs, embedder, current=index)
@@ -248,7 +248,7 @@ def test_deltas_are_compacted_past_their_share_or_count(small_docs, tmp_path, em
 
 
 def test_a_reader_follows_only_the_new_deltas(small_docs, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.writing, "COMPACT_SHARE", 1.0)
     folder = tmp_path / "idx"
     writer, _ = update_folder(folder, small_docs, embedder)
     reader = Index.load(folder)
@@ -281,7 +281,7 @@ def test_the_service_follows_a_delta_without_relearning(small_docs, tmp_path, em
     from qa.models.multilingual import chosen_texts
     from qa.serve.service import Service
 
-    monkeypatch.setattr(qa.index.update, "COMPACT_SHARE", 1.0)
+    monkeypatch.setattr(qa.index.writing, "COMPACT_SHARE", 1.0)
     service = Service(small_docs, tmp_path / "idx", embedder, settings=SearchSettings(rerank="none"))
     service.rebuild()
     old = service.searcher

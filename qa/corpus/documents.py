@@ -325,8 +325,8 @@ def _pick_link(fields: dict[str, str], links: list[str]) -> tuple[str, str]:
     return link, doi
 
 
-def parse_document(path: Path, raw: bytes) -> Document:
-    """Parse one summary's bytes; raise `DocumentError` naming the problem."""
+def _decode(path: Path, raw: bytes) -> str:
+    """The file's text, repaired; raise `DocumentError` for empty, binary, non-UTF-8 or over-long lines."""
     if not raw.strip():
         raise DocumentError(path, "the file is empty")
     if b"\x00" in raw:
@@ -339,14 +339,11 @@ def parse_document(path: Path, raw: bytes) -> Document:
     longest = max(len(line) for line in text.split("\n"))
     if longest > MAX_LINE_CHARS:
         raise DocumentError(path, f"a line is {longest:,} characters long; the limit is {MAX_LINE_CHARS:,}")
-    text = repair_text(text)
-    meta, body = load_frontmatter(path, text)
-    title = str(meta.get("title") or "").strip()
-    if not title:
-        raise DocumentError(path, "the frontmatter has no title")
-    if not body.strip():
-        raise DocumentError(path, "the summary has no text after the frontmatter")
+    return repair_text(text)
 
+
+def _tags(meta: dict) -> tuple[list[str], str]:
+    """(category tags, the "added on" date) from the frontmatter's tags."""
     tags, added = [], ""
     raw_tags = meta.get("tags") or []
     for tag in raw_tags if isinstance(raw_tags, list) else [raw_tags]:
@@ -355,7 +352,18 @@ def parse_document(path: Path, raw: bytes) -> Document:
             added = value
         elif value and value not in tags:
             tags.append(value)
+    return tags, added
 
+
+def parse_document(path: Path, raw: bytes) -> Document:
+    """Parse one summary's bytes; raise `DocumentError` naming the problem."""
+    meta, body = load_frontmatter(path, _decode(path, raw))
+    title = str(meta.get("title") or "").strip()
+    if not title:
+        raise DocumentError(path, "the frontmatter has no title")
+    if not body.strip():
+        raise DocumentError(path, "the summary has no text after the frontmatter")
+    tags, added = _tags(meta)
     label, fields, links = _details(body)
     if not fields:
         fields = _overview_fields(body)

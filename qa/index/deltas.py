@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from qa.corpus.chunking import Chunk
-from qa.index import sentences
 from qa.index.files import chunk_from_json
 from qa.index.keywords import study_text
 from qa.index.segments import LayeredKeywords, LayeredStore
+from qa.index.sentences import SentenceVectors
 
-if TYPE_CHECKING:
-    from qa.index.store import Index
+
+class Index(Protocol):
+    """What replaying a delta changes of a loaded index (`qa.index.store.Index` is one)."""
+
+    folder: Path
+    chunks: dict[int, Chunk]
+    vectors: LayeredStore
+    keywords: LayeredKeywords
+    study_keywords: LayeredKeywords
+
+    def sentence_vectors(self) -> SentenceVectors:
+        """The index's sentence vectors, made empty if there are none."""
+        ...
 
 
 def read_delta(folder: Path, gen: int) -> tuple[dict, list[tuple[int, Chunk]], np.ndarray, np.ndarray]:
@@ -38,7 +49,7 @@ def apply_deltas(index: Index, deltas: list[int]) -> None:
     for gen in deltas:
         header, added, vectors, rows = read_delta(index.folder, gen)
         apply_change(index, [int(i) for i in header["removed"]], added, vectors)
-        sentences.store_rows(index, [c.text for _, c in added], header["sentences"], rows)
+        index.sentence_vectors().store_rows([c.text for _, c in added], header["sentences"], rows)
 
 
 def apply_change(

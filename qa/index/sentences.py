@@ -23,7 +23,7 @@ import numpy as np
 from qa.corpus.chunking import split_sentences
 
 if TYPE_CHECKING:
-    from qa.index.store import Index
+    from qa.corpus.chunking import Chunk
     from qa.models.embedding import Embedder
 
 #: Passages whose sentence vectors are kept in memory when not stored (LRU).
@@ -82,74 +82,78 @@ class SentenceVectors:
             found = [f if f is not None else fresh[t] for t, f in zip(texts, found)]
         return found  # type: ignore[return-value]
 
-    def rows(self, index: Index, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) for every passage of `index`, reusing what is known, embedding the rest."""
-        ordered = sorted(index.chunks)
-        texts = [index.chunks[cid].text for cid in ordered]
-        vectors = self.lookup(texts, embedder)
+    def rows(self, chunks: dict[int, Chunk], embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for every passage of `chunks`, reusing what is known, embedding the rest."""
+        ordered = sorted(chunks)
+        vectors = self.lookup([chunks[cid].text for cid in ordered], embedder)
         ids = np.asarray([(cid, len(v)) for cid, v in zip(ordered, vectors)], dtype=np.int64).reshape(-1, 2)
         if not vectors:
             return ids, np.zeros((0, embedder.dimension), dtype=np.float16)
         return ids, np.concatenate(vectors).astype(np.float16)
 
+    def keep(self, kept: dict[str, np.ndarray]) -> None:
+        """Take vectors embedded earlier (a failed save's) for texts not stored yet."""
+        for text, vectors in kept.items():
+            self.stored.setdefault(text, vectors)
 
-def load(folder: Path, generation: int, index: Index) -> SentenceVectors:
-    """The stored sentence vectors of one generation (memory-mapped); empty when there are none."""
-    vectors_path, ids_path = _paths(folder, generation)
-    stored: dict[str, np.ndarray] = {}
-    try:
-        ids = np.load(ids_path)
-        vectors = np.load(vectors_path, mmap_mode="r")
-    except (OSError, ValueError):  # none yet (an older index), or damaged: embed on first use
-        return SentenceVectors(index.model)
-    if len(ids) and int(ids[:, 1].sum()) != len(vectors):
-        return SentenceVectors(index.model)
-    at = 0
-    for cid, count in ids.tolist():
-        chunk = index.chunks.get(cid)
-        if chunk is not None:
-            stored[chunk.text] = vectors[at : at + count]
-        at += count
-    return SentenceVectors(index.model, stored)
+    def add_rows(self, texts: list[str], embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
+        """Sentence vectors of new passages, stored here: (sentence count per passage, float16 rows).
+
+        What a delta (qa/index/segments.py) writes instead of every passage's rows.
+        """
+        vectors = [np.asarray(v, dtype=np.float16) for v in self.lookup(texts, embedder)]
+        for text, rows in zip(texts, vectors):
+            self.stored[text] = rows
+        counts = np.asarray([len(v) for v in vectors], dtype=np.int64)
+        if not vectors:
+            return counts, np.zeros((0, embedder.dimension), dtype=np.float16)
+        return counts, np.concatenate(vectors)
+
+    def store_rows(self, texts: list[str], counts: list[int], vectors: np.ndarray) -> None:
+        """Put rows read from a delta into the store (the inverse of `add_rows`)."""
+        if int(sum(counts)) != len(vectors):
+            return  # damaged: those passages' sentences are embedded on first use instead
+        at = 0
+        for text, count in zip(texts, counts):
+            self.stored[text] = vectors[at : at + count]
+            at += count
+
+    @classmethod
+    def load(cls, folder: Path, generation: int, model: str, chunks: dict[int, Chunk]) -> SentenceVectors:
+        """The stored sentence vectors of one generation (memory-mapped); empty when there are none."""
+        vectors_path, ids_path = _paths(folder, generation)
+        try:
+            ids = np.load(ids_path)
+            vectors = np.load(vectors_path, mmap_mode="r")
+        except (OSError, ValueError):  # none yet (an older index), or damaged: embed on first use
+            return cls(model)
+        if len(ids) and int(ids[:, 1].sum()) != len(vectors):
+            return cls(model)
+        return cls.from_rows(model, chunks, ids, vectors)
+
+    @classmethod
+    def from_rows(
+        cls, model: str, chunks: dict[int, Chunk], ids: np.ndarray, vectors: np.ndarray
+    ) -> SentenceVectors:
+        """The vectors of `rows`' (ids, vectors) by passage text; ids no longer in `chunks` are skipped."""
+        stored: dict[str, np.ndarray] = {}
+        at = 0
+        for cid, count in ids.tolist():
+            chunk = chunks.get(cid)
+            if chunk is not None:
+                stored[chunk.text] = vectors[at : at + count]
+            at += count
+        return cls(model, stored)
 
 
-def refresh(index: Index, embedder: Embedder) -> None:
-    """Give every passage of `index` its sentence vectors (reusing unchanged ones), before a save."""
-    known = (
-        index.sentences if index.sentences is not None and index.sentences.model == embedder.name else None
-    )
-    known = known or SentenceVectors(embedder.name)
-    ids, vectors = known.rows(index, embedder)
-    index.sentences = _from_rows(index, embedder.name, ids, vectors)
-    index.sentence_rows = (ids, vectors)
-
-
-def add_rows(index: Index, embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Sentence vectors of new passages, stored in `index.sentences`: (sentence count per passage, float16 rows).
-
-    What a delta (qa/index/segments.py) writes instead of every passage's rows.
-    """
-    if index.sentences is None or index.sentences.model != embedder.name:
-        index.sentences = SentenceVectors(embedder.name)
-    vectors = [np.asarray(v, dtype=np.float16) for v in index.sentences.lookup(texts, embedder)]
-    for text, rows in zip(texts, vectors):
-        index.sentences.stored[text] = rows
-    counts = np.asarray([len(v) for v in vectors], dtype=np.int64)
-    if not vectors:
-        return counts, np.zeros((0, embedder.dimension), dtype=np.float16)
-    return counts, np.concatenate(vectors)
-
-
-def store_rows(index: Index, texts: list[str], counts: list[int], vectors: np.ndarray) -> None:
-    """Put rows read from a delta into `index.sentences` (the inverse of `add_rows`)."""
-    if index.sentences is None:
-        index.sentences = SentenceVectors(index.model)
-    if int(sum(counts)) != len(vectors):
-        return  # damaged: those passages' sentences are embedded on first use instead
-    at = 0
-    for text, count in zip(texts, counts):
-        index.sentences.stored[text] = vectors[at : at + count]
-        at += count
+def refreshed(
+    known: SentenceVectors | None, chunks: dict[int, Chunk], embedder: Embedder
+) -> tuple[SentenceVectors, tuple[np.ndarray, np.ndarray]]:
+    """Sentence vectors for every passage of `chunks` (reusing `known` ones), and the rows to write."""
+    if known is None or known.model != embedder.name:
+        known = SentenceVectors(embedder.name)
+    ids, vectors = known.rows(chunks, embedder)
+    return SentenceVectors.from_rows(embedder.name, chunks, ids, vectors), (ids, vectors)
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -157,17 +161,8 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return _npy_bytes(array)
 
 
-def _from_rows(index: Index, model: str, ids: np.ndarray, vectors: np.ndarray) -> SentenceVectors:
-    stored, at = {}, 0
-    for cid, count in ids.tolist():
-        stored[index.chunks[cid].text] = vectors[at : at + count]
-        at += count
-    return SentenceVectors(model, stored)
-
-
-def write(folder: Path, generation: int, index: Index, write_file, written: list[Path]) -> None:
+def write(folder: Path, generation: int, rows, write_file, written: list[Path]) -> None:
     """Write the sentence files of a generation with `write_file(path, bytes)`, noting each in `written`."""
-    rows = getattr(index, "sentence_rows", None)
     if rows is None:
         return
     for path, array in zip(_paths(folder, generation), (rows[1], rows[0])):
@@ -175,15 +170,11 @@ def write(folder: Path, generation: int, index: Index, write_file, written: list
         write_file(path, _npy_bytes(array))
 
 
-def backfill(index: Index, embedder: Embedder, write_file) -> None:
-    """Add the sentence file to a live generation written before they existed (no other change)."""
-    gen = index.manifest.get("base", index.manifest.get("generation"))
-    if gen is None or index.sentences is None or index.sentences.stored or not index.chunks:
-        return
-    refresh(index, embedder)
-    vectors_path, ids_path = _paths(index.folder, gen)
-    # The ids file is what `load` reads first: write it last, each by an atomic rename.
-    for path, array in ((vectors_path, index.sentence_rows[1]), (ids_path, index.sentence_rows[0])):
+def write_live(folder: Path, generation: int, rows: tuple[np.ndarray, np.ndarray], write_file) -> None:
+    """Add the sentence files to a live generation (one written before they existed), each by an atomic rename."""
+    vectors_path, ids_path = _paths(folder, generation)
+    # The ids file is what `load` reads first: write it last.
+    for path, array in ((vectors_path, rows[1]), (ids_path, rows[0])):
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         write_file(tmp, _npy_bytes(array))
         os.replace(tmp, path)

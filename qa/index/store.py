@@ -96,6 +96,21 @@ class Index:
         self.parent, self.changes = None, None
         return index
 
+    def change_from(self, old: Index) -> tuple[list[tuple[int, Chunk]], list[tuple[int, Chunk]]] | None:
+        """(removed, added) chunks when this index is `old` updated in this process, else None.
+
+        Forgets the link either way: holding it would keep the old index alive.
+        """
+        change = self.changes if self.parent is old else None
+        self.parent, self.changes = None, None
+        return change
+
+    def sentence_vectors(self) -> sentences.SentenceVectors:
+        """The sentence vectors for highlighting, made empty (for this index's model) if there are none."""
+        if self.sentences is None:
+            self.sentences = sentences.SentenceVectors(self.model)
+        return self.sentences
+
     @property
     def model(self) -> str:
         """Name of the model the vectors were made with."""
@@ -148,7 +163,7 @@ class Index:
             index = cls(folder, manifest, chunks, vectors, keywords, study_keywords)
             if study_keywords is None:  # written before whole-summary BM25 existed: cheap to derive
                 index.study_keywords = build_study_keywords(index)
-            index.sentences = sentences.load(folder, base, index)
+            index.sentences = sentences.SentenceVectors.load(folder, base, index.model, chunks)
             if manifest.get("deltas"):
                 apply_deltas(index, [int(g) for g in manifest["deltas"]])
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexStateError) as exc:
@@ -202,7 +217,7 @@ class Index:
                 written.append(self.folder / f"{name}-{gen}")
                 shutil.rmtree(written[-1], ignore_errors=True)
                 keywords.save(written[-1])
-            sentences.write(self.folder, gen, self, disk.write_file, written)
+            sentences.write(self.folder, gen, self.sentence_rows, disk.write_file, written)
             disk.write_manifest(self.folder, manifest, written)
         except OSError as exc:
             for path in written:
@@ -287,7 +302,7 @@ def follow_index(folder: Path, current: Index) -> Index:
         for gen in deltas[len(known) :]:
             header, chunks, vectors, rows = read_delta(folder, gen)
             removed += apply_change(index, [int(i) for i in header["removed"]], chunks, vectors)
-            sentences.store_rows(index, [c.text for _, c in chunks], header["sentences"], rows)
+            index.sentence_vectors().store_rows([c.text for _, c in chunks], header["sentences"], rows)
             added += chunks
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexStateError(f"the index in {folder} is damaged ({type(exc).__name__}: {exc})") from None

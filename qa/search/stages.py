@@ -31,6 +31,10 @@ class Retriever(Protocol):
         ...
 
 
+#: The name the multilingual first stage (qa/models/multilingual.py) is registered under.
+MULTILINGUAL = "multilingual"
+
+
 class DenseRetriever:
     """Nearest passages by the embedding model's vectors (inner product of unit vectors)."""
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from qa.config import CATEGORY_TAGS
+from qa.config import CATEGORY_TAGS, DEFAULT_RERANK_BUSY, DEFAULT_RERANKER
 from qa.corpus.chunking import Chunk
 from qa.corpus.documents import Citation
-from qa.models.rerank import DEFAULT_RERANKER
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class SearchSettings:
     #: process (0: always). The cross-encoder costs ~0.5 s of CPU per question; on 2 cores,
     #: 32 readers at once would each wait half a minute. Past the limit, the first-stage order
     #: stands for that answer, and the answer says so (`Answer.reranked`).
-    rerank_busy: int = 2
+    rerank_busy: int = DEFAULT_RERANK_BUSY
     #: Passages taken from each retriever before fusing.
     candidates: int = 100
     #: Spell out acronyms and correct typos against the corpus before searching.

@@ -12,12 +12,6 @@ from pathlib import Path
 from qa import __version__, config
 from qa.errors import QAError
 
-# The same as qa.search.pipeline.MODES (a test checks): importing the search stack here would make
-# `qa --help` and a `qa ask` answered by a running server wait a second or more for bm25s.
-MODES = ("hybrid", "dense", "bm25")
-RERANK = ("cross-encoder", "none")  # qa.models.rerank.RERANKERS
-RERANK_BUSY = 2  # qa.search.types.SearchSettings.rerank_busy
-
 DOCS_HELP = (
     f"folder of Markdown summaries (default: the folder the index was built from, else "
     f"{config.DEFAULT_DOCS}; env QA_DOCS)"
@@ -75,7 +69,7 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 def _rerank(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rerank",
-        choices=RERANK,
+        choices=config.RERANKERS,
         default="cross-encoder",
         help="rerank the leading studies with the bundled cross-encoder (default), or not (faster)",
     )
@@ -90,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_index_parser, _ask_parser, _serve_parser, _eval_parser):
+        add(sub)
+    return parser
 
+
+def _index_parser(sub) -> None:  # noqa: ANN001 (argparse's private subparsers type)
     p = sub.add_parser(
         "index",
         help="build or update the index (only added or changed summaries are embedded)",
@@ -107,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _switch(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _ask_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("ask", help="print the passages that answer a question")
     p.add_argument("question", help="the question, in quotes")
     _common(p, docs_help="if given, first bring the index up to date with this folder of summaries")
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-k", type=_positive, default=config.DEFAULT_K, help="studies to show (default: %(default)s)"
     )
     _filters(p)
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
+    p.add_argument("--mode", choices=config.MODES, default="hybrid", help="retrieval method")
     _rerank(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument(
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(by default a running server answers: much faster)",
     )
 
+
+def _serve_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser(
         "serve",
         help="run the web chat (builds or updates the index first)",
@@ -159,12 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rerank-busy",
         type=int,
-        default=RERANK_BUSY,
+        default=config.DEFAULT_RERANK_BUSY,
         metavar="N",
         help="skip the reranker for a question while N others are being searched, so many readers "
         "at once still get answers in seconds; the answer says so (0: always rerank; default: %(default)s)",
     )
 
+
+def _eval_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser(
         "eval",
         help="measure retrieval on a question set or a BEIR benchmark folder",
@@ -194,14 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="sentence-transformers model id (already cached) or local path; default: the "
         "bundled all-MiniLM-L6-v2 (env QA_MODEL)",
     )
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval method")
+    p.add_argument("--mode", choices=config.MODES, default="hybrid", help="retrieval method")
     _rerank(p)
     p.add_argument(
         "-k", type=_positive, default=10, help="studies retrieved per question (default: %(default)s)"
     )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar while indexing")
-    return parser
 
 
 def _tqdm_progress():

@@ -14,11 +14,12 @@ from qa.corpus.documents import SUFFIXES, Citation, Document, load_document, saf
 from qa.errors import DocumentError, QAError
 from qa.index.files import MANIFEST
 from qa.index.store import Index, follow_index
-from qa.index.update import Progress, UpdateReport, update_folder
+from qa.index.update import Progress, RetryCache, UpdateReport, update_folder
 from qa.models.embedding import Embedder, get_embedder
 from qa.models.light import query_embedder
 from qa.present.highlight import Highlights, highlight_answer
 from qa.search.pipeline import Searcher, vocabulary_text
+from qa.search.stages import MULTILINGUAL
 from qa.search.types import Answer, Filters, SearchSettings
 
 
@@ -39,6 +40,8 @@ class Service:
     follow: bool = True
     _seen: tuple = ()  # the manifest's (inode, mtime, size) when the searcher was loaded
     _reloading: threading.Lock = field(default_factory=threading.Lock)
+    #: What a failed update embedded, reused by the next try (the watcher, the Rebuild button).
+    retry: RetryCache = field(default_factory=RetryCache)
 
     def ask(self, question: str, filters: Filters = Filters(), k: int = DEFAULT_K) -> Answer:
         """Search with the current index (reloaded in the background when another process updates it)."""
@@ -52,12 +55,11 @@ class Service:
         multilingual stage follow the change instead of being learned again from every passage.
         """
         old = self.searcher
-        if old is not None and index.parent is old.index and index.changes is not None:
-            searcher = _updated_searcher(old, index, self.embedder, self.settings)
-        else:
-            searcher = open_searcher(index, self.embedder, self.settings)
-            searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
-        index.parent, index.changes = None, None  # used; holding them would keep the old index alive
+        change = index.change_from(old.index) if old is not None else index.change_from(index)
+        if old is not None and change is not None:
+            return _updated_searcher(old, index, change, self.embedder, self.settings)
+        searcher = open_searcher(index, self.embedder, self.settings)
+        searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
         return searcher
 
     def _manifest_key(self) -> tuple:
@@ -145,7 +147,13 @@ class Service:
             # Only changed summaries are read (size and modification time first, then the hash).
             current = self.searcher.index if self.searcher is not None else None
             index, report = update_folder(
-                self.index_dir, self.docs, self.embedder, progress=progress, current=current, compact=compact
+                self.index_dir,
+                self.docs,
+                self.embedder,
+                progress=progress,
+                current=current,
+                compact=compact,
+                retry=self.retry,
             )
             self.problems = [*report.problems, *(f"refused {r}" for r in report.refused)]
             self._seen = self._manifest_key()  # this process wrote it: no reload needed
@@ -229,16 +237,18 @@ def open_searcher(index: Index, embedder: Embedder, settings: SearchSettings | N
     if settings.multilingual:
         from qa.models.multilingual import open_stage
 
-        searcher.retrievers["multilingual"] = open_stage(index.folder, index.chunks)
+        searcher.add_retriever(MULTILINGUAL, open_stage(index.folder, index.chunks))
     return searcher
 
 
-def _updated_searcher(old: Searcher, index: Index, embedder: Embedder, settings: SearchSettings) -> Searcher:
-    """A searcher over `index`, an update of `old.index`: its vocabulary and stages updated by the change.
+def _updated_searcher(
+    old: Searcher, index: Index, change: tuple[list, list], embedder: Embedder, settings: SearchSettings
+) -> Searcher:
+    """A searcher over `index`, an update of `old.index`: its vocabulary and stages updated by `change`.
 
     `old` keeps answering meanwhile and is never modified.
     """
-    removed, added = index.changes or ([], [])
+    removed, added = change
     vocabulary = old.vocabulary.updated(
         [vocabulary_text(c) for _, c in removed], [vocabulary_text(c) for _, c in added]
     )
@@ -246,9 +256,10 @@ def _updated_searcher(old: Searcher, index: Index, embedder: Embedder, settings:
     if settings.multilingual:
         from qa.models.multilingual import open_stage
 
-        stage = old.retrievers.get("multilingual")
-        searcher.retrievers["multilingual"] = (
-            _updated_stage(stage, index, removed, added) if stage else open_stage(index.folder, index.chunks)
+        stage = old.retriever(MULTILINGUAL)
+        searcher.add_retriever(
+            MULTILINGUAL,
+            _updated_stage(stage, index, removed, added) if stage else open_stage(index.folder, index.chunks),
         )
     return searcher
 
