@@ -12,13 +12,11 @@ from qa.errors import IndexStateError
 from qa.evaluation import Question, Retrieved, format_report, load_questions, report_to_dict, score
 from qa.models.multilingual import (
     LANGUAGES,
-    UI_TEXT,
     MultilingualRetriever,
     chosen_texts,
     detect_language,
-    notice,
-    ui_text,
 )
+from qa.present.translations import UI_TEXT, notice, ui_text
 from tests.conftest import CORPUS, EVAL_QUESTIONS
 
 MULTILINGUAL = Path(__file__).parent / "data" / "questions-multilingual.jsonl"

@@ -13,21 +13,19 @@ import pytest
 
 from qa.corpus.chunking import Chunk
 from qa.corpus.documents import Citation, Document
+from qa.corpus.kinds import source_kind, study_types
 from qa.present.answer import CLOSEST, DISCLAIMER, NOT_COVERED
-from qa.present.highlight import Sentence
 from qa.present.render import (
     answer_html,
     answer_text,
-    digest,
     filters_text,
     share_query,
     source_html,
-    source_kind,
     study_html,
-    study_types,
     turn_html,
 )
 from qa.present.text import link_html, marked_html, math_text, reader_html, reader_text
+from qa.present.view import Sentence, answer_view, study_view, view_from_dict, view_to_dict
 from qa.search.types import Answer, Filters, Passage, StudyHit
 
 ALLOWED_TAGS = {"div", "span", "strong", "em", "code", "sub", "sup", "a", "blockquote", "mark", "p", "br"}
@@ -206,7 +204,7 @@ def test_link_attributes_are_escaped():
 
 
 def test_study_shows_label_title_meta_tags_and_doi_link():
-    html = study_html(study(rank=2))
+    html = study_html(study_view(study(rank=2)))
     parsed = assert_safe(html)
     assert parsed.all("article")[0]["class"] == "qa-study"
     assert parsed.all("h3")[0]["class"] == "qa-cite"
@@ -229,7 +227,7 @@ def test_study_escapes_label_title_publisher_tags_section_and_passage():
         (Passage(chunk(hit.passages[0].chunk.text, section="<i>Summary</i>", cite=HOSTILE), 0.02),),
         hit.also,
     )
-    html = study_html(hit)
+    html = study_html(study_view(hit))
     parsed = assert_safe(html)
     assert parsed.all("a") == [], "a javascript: link must not be rendered as a link"
     assert "javascript:" not in html
@@ -248,17 +246,17 @@ def test_study_marks_the_highlighted_sentences_of_each_passage():
         ],
         [Sentence("Artesunate is being tested.", False, 0.2)],
     ]
-    html = study_html(study(texts=texts), highlights)
+    html = study_html(study_view(study(texts=texts), highlights))
     assert "<mark>Valacyclovir helped some patients.</mark> Others saw no change." in html
     assert html.count("<mark>") == 1
     assert html.count('<blockquote class="qa-passage">') == 2
     # Fewer highlight lists than passages: the rest are shown plain.
-    html = study_html(study(texts=texts), highlights[:1])
+    html = study_html(study_view(study(texts=texts), highlights[:1]))
     assert "Artesunate is being tested." in html and html.count("<mark>") == 1
 
 
 def test_study_without_any_link_shows_no_anchor():
-    html = study_html(study(cite=citation(doi="", link="")))
+    html = study_html(study_view(study(cite=citation(doi="", link=""))))
     assert assert_safe(html).all("a") == []
     assert "Journal of Clinical Medicine · 2024" in html
 
@@ -266,7 +264,7 @@ def test_study_without_any_link_shows_no_anchor():
 @pytest.mark.parametrize("link", ["", "javascript:alert(1)"])
 def test_study_without_a_usable_link_does_not_offer_to_read_the_paper(link):
     """A "Paper" that is plain text promises a link that is not there."""
-    html = study_html(study(cite=citation(doi="", link=link)))
+    html = study_html(study_view(study(cite=citation(doi="", link=link))))
     assert "Paper" not in Parsed(html).text
 
 
@@ -275,7 +273,9 @@ def test_study_without_a_usable_link_does_not_offer_to_read_the_paper(link):
 
 def test_covered_answer_has_no_not_covered_note():
     answer = Answer("Has any antiviral helped?", (study(1), study(2)), True)
-    html = answer_html(answer, {1: [[Sentence("Valacyclovir helped some patients.", True, 0.7)]]})
+    html = answer_html(
+        answer_view(answer, {1: [[Sentence("Valacyclovir helped some patients.", True, 0.7)]]})
+    )
     parsed = assert_safe(html)
     assert NOT_COVERED not in parsed.text and CLOSEST not in parsed.text
     assert html.count('class="qa-study"') == 2
@@ -287,7 +287,7 @@ def test_not_covered_answer_shows_the_note_and_closest_passages():
     answer = Answer(
         "Does <b>zorblatine</b> help?", (study(1),), False, "not in any summary: <b>zorblatine</b>"
     )
-    html = answer_html(answer)
+    html = answer_html(answer_view(answer))
     parsed = assert_safe(html)
     assert "No summary seems to answer" in parsed.text
     assert "Closest passages" in parsed.text
@@ -297,7 +297,7 @@ def test_not_covered_answer_shows_the_note_and_closest_passages():
 
 
 def test_answer_without_studies_shows_the_note_only():
-    html = answer_html(Answer("", (), False, "empty question"))
+    html = answer_html(answer_view(Answer("", (), False, "empty question")))
     parsed = assert_safe(html)
     assert "No summary seems to answer" in parsed.text and "empty question" in parsed.text
     assert "Closest passages" not in parsed.text and "qa-study" not in html
@@ -305,15 +305,15 @@ def test_answer_without_studies_shows_the_note_only():
 
 def test_answer_lists_active_filters_escaped():
     filters = Filters(("Treatment", "<b>News</b>"), "2024", "2025-99")
-    html = answer_html(Answer("exercise", (study(1),), True, "", filters))
+    html = answer_html(answer_view(Answer("exercise", (study(1),), True, "", filters)))
     parsed = assert_safe(html)
     assert "Filters: tagged Treatment or <b>News</b>; published 2024 to 2025" in parsed.text
-    assert "Filters:" not in answer_html(Answer("exercise", (study(1),), True))
+    assert "Filters:" not in answer_html(answer_view(Answer("exercise", (study(1),), True)))
 
 
 def test_answer_with_a_hostile_study_is_safe():
     answer = Answer("q", (study(1, cite=HOSTILE, texts=(IMG,)),), False, SCRIPT)
-    html = answer_html(answer, {1: [[Sentence(IMG, True, 0.9)]]})
+    html = answer_html(answer_view(answer, {1: [[Sentence(IMG, True, 0.9)]]}))
     parsed = assert_safe(html)
     assert parsed.all("a") == [] and "<img" not in html and "<script" not in html
     assert f"<mark>{IMG.replace('<', '&lt;').replace('>', '&gt;')}</mark>" in html
@@ -488,11 +488,11 @@ def _highlighted():
 
 def test_digest_quotes_the_best_marked_sentences_of_the_top_three_studies():
     answer, highlights = _highlighted()
-    short = digest(answer, highlights)
+    short = [(q.rank, q.text) for q in answer_view(answer, highlights).digest]
     assert [rank for rank, _ in short] == [1, 1, 2, 2, 3, 3]
     assert {s for _, s in short} == {"Valacyclovir helped some patients.", "Others saw no change."}
-    assert digest(Answer("q", answer.studies, False), highlights) == [], "not covered: no digest"
-    html = answer_html(answer, highlights, turn="t1")
+    assert answer_view(Answer("q", answer.studies, False), highlights).digest == (), "not covered: no digest"
+    html = answer_html(answer_view(answer, highlights), turn="t1")
     assert_safe(html)
     assert html.index("qa-digest") < html.index("qa-study")
     assert re.search(r'<a class="qa-ref" id="t1-r\d" href="#t1-s2"', html) and 'id="t1-s2"' in html
@@ -501,7 +501,7 @@ def test_digest_quotes_the_best_marked_sentences_of_the_top_three_studies():
 
 def test_copy_text_has_numbered_citations_and_links_and_no_markup():
     answer, highlights = _highlighted()
-    text = answer_text(answer, highlights, "Which antiviral helped?")
+    text = answer_text(answer_view(answer, highlights), "Which antiviral helped?")
     assert "<" not in text
     assert text.startswith("**Question:** Which antiviral helped?")
     assert "- “Valacyclovir helped some patients.” [1]" in text
@@ -523,7 +523,9 @@ def test_share_link_and_filters_in_words():
 
 
 def test_filters_nothing_passes_say_so():
-    html = answer_html(Answer("q", (), False, "no passage matched", Filters((), "2030", "")), matching=0)
+    html = answer_html(
+        answer_view(Answer("q", (), False, "no passage matched", Filters((), "2030", ""))), matching=0
+    )
     assert "No study matches these filters" in Parsed(html).text
     assert "No summary seems to answer" not in Parsed(html).text
 
@@ -538,18 +540,55 @@ def test_turn_escapes_the_question_and_the_copy_text():
 
 def test_copied_not_covered_answer_lists_the_closest_studies_under_that_heading():
     answer = Answer("Does zorblatine help?", (study(1), study(2)), False, "No summary mentions zorblatine.")
-    lines = answer_text(answer, {}, "Does zorblatine help?").splitlines()
+    lines = answer_text(answer_view(answer), "Does zorblatine help?").splitlines()
     closest = lines.index(CLOSEST)
     assert lines[closest + 1].startswith("[1] ") and "Studies:" not in lines
 
 
 def test_a_card_gives_the_study_year_not_the_summary_date():
     cite = citation(label="Renz-Polster et al. (2024)", year="2024", published="2025-08-24")
-    meta = assert_safe(study_html(study(1, cite))).text
+    meta = assert_safe(study_html(study_view(study(1, cite)))).text
     assert "2024" in meta and "2025" not in meta
 
 
 def test_a_long_question_cut_for_the_search_says_so_in_the_copied_answer():
     answer = Answer("A long story. Does pacing help?", (study(1),), True, cut="Does pacing help?")
-    text = answer_text(answer, {}, "A long story. Does pacing help?")
+    text = answer_text(answer_view(answer), "A long story. Does pacing help?")
     assert "only this part of it was searched: “Does pacing help?”" in text
+
+
+# --- one view: every format renders the same answer ----------------------------------------------
+
+
+def test_the_remote_client_renders_the_same_text_as_the_local_answer():
+    from qa.present.answer import answer_to_text
+
+    answer, highlights = _highlighted()
+    view = answer_view(answer, highlights)
+    data = view_to_dict(view)
+    assert [set(q) for q in data["digest"]] == [{"rank", "doc_id", "section", "text"}] * 6
+    assert data["digest"][0] == {
+        "rank": 1,
+        "doc_id": "study-1.md",
+        "section": "What has been found?",
+        "text": "Valacyclovir helped some patients.",
+    }
+    again = view_from_dict(data)
+    assert again.digest == view.digest and again.studies[0].citation == view.studies[0].citation
+    assert answer_to_text(again) == answer_to_text(view)
+    assert "In short, quoted from the summaries:" in answer_to_text(view)
+    assert answer_text(again, "Which antiviral helped?") == answer_text(view, "Which antiviral helped?")
+
+
+def test_an_answer_in_another_language_uses_its_fixed_texts_everywhere():
+    answer, highlights = _highlighted()
+    german = answer_view(
+        Answer(answer.question, answer.studies, True, language="de"),
+        highlights,
+    )
+    html = Parsed(answer_html(german))
+    assert "Kurz gesagt, zitiert aus den Zusammenfassungen" in html.text
+    assert "keine medizinische Beratung" in html.text and "not medical advice" not in html.text
+    text = answer_text(german, "Hilft Valacyclovir?")
+    assert "Studien:" in text and "Kurz gesagt" in text
+    assert "Valacyclovir helped some patients." in text  # the summaries are quoted as written

@@ -1,10 +1,43 @@
-"""Citations out: plain text, BibTeX and RIS for the studies of an answer."""
+"""Citations: what a reader needs to find a study, and out as plain text, BibTeX and RIS.
+
+Only the standard library: `qa ask` answered by a running server shows citations without
+loading the document parser.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from qa.corpus.documents import Citation
+
+@dataclass(frozen=True)
+class Citation:
+    """What a reader needs to find a study: shown beside every passage."""
+
+    label: str
+    title: str
+    authors: str = ""
+    year: str = ""
+    publisher: str = ""
+    link: str = ""
+    doi: str = ""
+    tags: tuple[str, ...] = ()
+    published: str = ""
+
+    @property
+    def url(self) -> str:
+        """The best link to the study: its DOI resolver, else the link given."""
+        return f"https://doi.org/{self.doi}" if self.doi else self.link
+
+    def as_text(self) -> str:
+        """One-line plain-text citation, e.g. for copying."""
+        who = [self.authors, f"({self.year or 'n.d.'})"] if self.authors else [self.label]
+        parts = [*who, self.title + "."]
+        if self.publisher:
+            parts.append(self.publisher.rstrip(".") + ".")
+        if self.url:
+            parts.append(self.url)
+        return " ".join(parts)
 
 
 def _authors(citation: Citation) -> list[str]:

@@ -21,6 +21,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from qa.config import CATEGORY_TAGS
+from qa.corpus.citations import Citation
 from qa.errors import DocumentError
 
 SUFFIXES = (".md", ".markdown")
@@ -57,36 +58,6 @@ _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>()\]]+[^\s\"<>()\].,;])")
 _YEAR = re.compile(r"\((\d{4})[a-z]?\)|\((n\.d\.)\)")
 _DATE_TAG = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _URL = re.compile(r"https?://[^\s)>\]]+")
-
-
-@dataclass(frozen=True)
-class Citation:
-    """What a reader needs to find a study: shown beside every passage."""
-
-    label: str
-    title: str
-    authors: str = ""
-    year: str = ""
-    publisher: str = ""
-    link: str = ""
-    doi: str = ""
-    tags: tuple[str, ...] = ()
-    published: str = ""
-
-    @property
-    def url(self) -> str:
-        """The best link to the study: its DOI resolver, else the link given."""
-        return f"https://doi.org/{self.doi}" if self.doi else self.link
-
-    def as_text(self) -> str:
-        """One-line plain-text citation, e.g. for copying."""
-        who = [self.authors, f"({self.year or 'n.d.'})"] if self.authors else [self.label]
-        parts = [*who, self.title + "."]
-        if self.publisher:
-            parts.append(self.publisher.rstrip(".") + ".")
-        if self.url:
-            parts.append(self.url)
-        return " ".join(parts)
 
 
 #: Fields a `Document` shares with its `Citation`.

@@ -148,10 +148,9 @@ class LayeredStore(VectorStore):
         """The base store's kind and settings (the delta is exact)."""
         return self.base.describe()
 
-    @property
-    def faiss_index(self) -> Any:
-        """A single FAISS index of everything live (built on demand: see `flatten`)."""
-        return flatten(self).faiss_index
+    def to_bytes(self) -> bytes:
+        """One file of everything live, as a whole store of the base's kind would write it."""
+        return flatten(self).to_bytes()
 
     def copy(self) -> LayeredStore:
         """An independent copy of both layers (as `fork`)."""

@@ -69,7 +69,12 @@ def as_vectors(vectors: Any, dimension: int) -> np.ndarray:
 
 
 class VectorStore(ABC):
-    """Vectors by id: add, remove, nearest by inner product, save and load as one file."""
+    """Vectors by id: add, remove, nearest by inner product, save and load as one file.
+
+    Engine-neutral: nothing here names the engine. `FaissStore` below is the FAISS family
+    (exact and IVF); `qa.index.segments.LayeredStore` layers a delta on any store. Every
+    implementation runs the same contract test (tests/test_vectorstore.py).
+    """
 
     dimension: int
 
@@ -97,6 +102,37 @@ class VectorStore(ABC):
     @abstractmethod
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of everything stored, to move it into another store without re-embedding."""
+
+    @abstractmethod
+    def get(self, ids: Any) -> np.ndarray:
+        """The stored vectors of `ids`, (n, dimension); KeyError for an id not stored."""
+
+    @abstractmethod
+    def copy(self) -> VectorStore:
+        """An independent store holding the same vectors (nothing re-embedded or retrained)."""
+
+    @abstractmethod
+    def to_bytes(self) -> bytes:
+        """The file `save` writes, as bytes (for callers that write files themselves)."""
+
+    def save(self, path: Path) -> None:
+        """Write the store to `path`, readable by `load_store`."""
+        path.write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: Path) -> VectorStore:
+        """Open a store saved by `save`."""
+        return load_store(path)
+
+    def _check_new_ids(self, ids: np.ndarray, count: int) -> None:
+        if len(ids) != count:
+            raise ValueError(f"{len(ids)} ids for {count} vectors")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be unique")
+
+
+class FaissStore(VectorStore):
+    """The FAISS family: a store with a `faiss.Index` underneath, written as FAISS writes it."""
 
     @property
     @abstractmethod
@@ -126,19 +162,8 @@ class VectorStore(ABC):
         """Write the store to `path`, readable by `faiss.read_index` and `load_store`."""
         faiss.write_index(self.faiss_index, str(path))
 
-    @classmethod
-    def load(cls, path: Path) -> VectorStore:
-        """Open a store saved by `save` (or any FAISS index file written by older versions)."""
-        return load_store(path)
 
-    def _check_new_ids(self, ids: np.ndarray, count: int) -> None:
-        if len(ids) != count:
-            raise ValueError(f"{len(ids)} ids for {count} vectors")
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError("ids must be unique")
-
-
-class ExactStore(VectorStore):
+class ExactStore(FaissStore):
     """Every vector compared with the query: FAISS IndexIDMap2(IndexFlatIP), as qa/index/store.py has used."""
 
     kind = "faiss-flat"
@@ -205,7 +230,7 @@ def nlist_for(n_vectors: int) -> int:
     return nlist
 
 
-class IVFStore(VectorStore):
+class IVFStore(FaissStore):
     """Approximate: FAISS IndexIVFFlat (inner product), `nprobe` of `nlist` lists scanned per query.
 
     IVF, unlike FAISS's HNSW, removes ids in place (a hash-table direct map makes removal and

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import textwrap
-from dataclasses import asdict
 from typing import TYPE_CHECKING
+
+from qa.present.translations import ui_text
+from qa.present.view import AnswerView, answer_view, view_to_dict
 
 if TYPE_CHECKING:  # annotations only: `qa ask` answered by a server must not import the search stack
     from qa.present.highlight import Highlights
     from qa.search.types import Answer
 
-NOT_COVERED = "No summary seems to answer this question."
-CLOSEST = "Closest passages, which may not answer it:"
+#: The English texts (qa/present/translations.py has them in every language).
+NOT_COVERED = ui_text("en", "not_covered")
+CLOSEST = ui_text("en", "closest")
+DISCLAIMER = ui_text("en", "disclaimer")
 
 
 def cut_note(part: str) -> str:
@@ -19,78 +23,35 @@ def cut_note(part: str) -> str:
     return f"Your question is long, so only this part of it was searched: “{part}”"
 
 
-DISCLAIMER = (
-    "These are plain-language research summaries, not medical advice. "
-    "Talk to a clinician before changing any treatment."
-)
-
-
 def answer_to_dict(answer: Answer, highlights: Highlights | None = None) -> dict:
-    """A JSON-ready dict of the answer: studies, passages, highlights, scores and citation fields."""
-    from qa.models.multilingual import notice  # here, not at the top: `qa ask` via a server stays light
-
-    highlights = highlights or {}
-
-    def marked(rank: int, n: int) -> list[str]:
-        per_passage = highlights.get(rank, [])
-        return [s.text for s in per_passage[n] if s.marked] if n < len(per_passage) else []
-
-    return {
-        "question": answer.question,
-        "searched": answer.searched or answer.question,
-        "corrections": [list(pair) for pair in answer.corrections],
-        "expansions": [list(pair) for pair in answer.expansions],
-        "covered": answer.covered,
-        "reason": answer.reason,
-        "mode": answer.mode,
-        "settings": answer.settings,
-        "reranked": answer.reranked,
-        "rerank_skipped": answer.rerank_skipped,
-        "cut": answer.cut,
-        "language": answer.language,
-        "notice": notice(answer.language),
-        "filters": asdict(answer.filters),
-        "studies": [
-            {
-                "rank": s.rank,
-                "doc_id": s.doc_id,
-                "score": round(s.score, 6),
-                "citation": {**asdict(s.citation), "url": s.citation.url, "text": s.citation.as_text()},
-                "also": list(s.also),
-                "passages": [
-                    {
-                        "section": p.chunk.section,
-                        "text": p.chunk.text,
-                        "score": round(p.score, 6),
-                        "dense_score": None if p.dense is None else round(p.dense, 4),
-                        "bm25_score": None if p.keyword is None else round(p.keyword, 4),
-                        "rerank_score": None if p.rerank is None else round(p.rerank, 4),
-                        "highlights": marked(s.rank, n),
-                    }
-                    for n, p in enumerate(s.passages)
-                ],
-            }
-            for s in answer.studies
-        ],
-    }
+    """A JSON-ready dict of the answer: studies, passages, highlights, scores, citation fields, digest."""
+    return view_to_dict(answer_view(answer, highlights))
 
 
-def answer_to_text(answer: Answer, width: int = 100) -> str:
+def answer_to_text(view: AnswerView, width: int = 100) -> str:
     """The answer as readable text for a terminal."""
-    lines = [cut_note(answer.cut) + ".", ""] if getattr(answer, "cut", "") else []
-    if not answer.studies:
-        return "\n".join(lines) + NOT_COVERED + (f" ({answer.reason})" if answer.reason else "")
-    if not answer.covered:
-        lines += [f"{NOT_COVERED} ({answer.reason})", CLOSEST, ""]
-    for study in answer.studies:
+    lines = [cut_note(view.cut) + ".", ""] if view.cut else []
+    not_covered = view.text("not_covered")
+    if not view.studies:
+        return "\n".join(lines) + not_covered + (f" ({view.reason})" if view.reason else "")
+    if not view.covered:
+        lines += [f"{not_covered} ({view.reason})", view.text("closest"), ""]
+    if view.digest:
+        lines.append(view.text("in_short") + ":")
+        for q in view.digest:
+            lines.extend(
+                textwrap.wrap(f"“{q.text}” [{q.rank}]", width, initial_indent="- ", subsequent_indent="  ")
+            )
+        lines.append("")
+    for study in view.studies:
         c = study.citation
         lines.append(f"{study.rank}. {c.label} — {c.title}")
         meta = " · ".join(x for x in (c.publisher, c.url, ", ".join(c.tags)) if x)
         if meta:
             lines.append(f"   {meta}")
         for p in study.passages:
-            lines.append(f"   [{p.chunk.section}]")
-            lines.extend(textwrap.wrap(p.chunk.text, width, initial_indent="   ", subsequent_indent="   "))
+            lines.append(f"   [{p.section}]")
+            lines.extend(textwrap.wrap(p.text, width, initial_indent="   ", subsequent_indent="   "))
         lines.append("")
-    lines.append(DISCLAIMER)
+    lines.append(view.text("disclaimer"))
     return "\n".join(lines)

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from qa.index.sentences import SentenceVectors, sentences_of
 from qa.models.embedding import Embedder
+from qa.present.view import MIN_SIMILARITY, Sentence
 from qa.search.types import Answer
 
-MIN_SIMILARITY = 0.25  # below this no sentence is marked: it would mislead
 NEAR_BEST = 0.04  # a second sentence this close to the best one is marked too
 MAX_MARKED = 2  # per passage: a reader should see at a glance what answers, not half the text
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """A sentence of a passage, and whether it answers the question best."""
-
-    text: str
-    marked: bool
-    similarity: float
 
 
 def highlight_many(

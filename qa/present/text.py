@@ -12,7 +12,7 @@ from html import escape
 
 from markdown_it import MarkdownIt
 
-from qa.present.highlight import Sentence
+from qa.present.view import Sentence
 
 # Characters Markdown would act on become entities, so text stays inert wherever it is shown
 # (the Gradio Markdown panels render our strings as Markdown).

@@ -310,8 +310,9 @@ def _ask_server(args: argparse.Namespace) -> bool:
         print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         from qa.present.answer import answer_to_text
+        from qa.present.view import view_from_dict
 
-        print(answer_to_text(remote.as_answer(data)))
+        print(answer_to_text(view_from_dict(data)))
     return True
 
 
@@ -324,6 +325,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from qa.index.store import open_index
     from qa.models.light import query_embedder
     from qa.present.answer import answer_to_dict, answer_to_text
+    from qa.present.view import answer_view
     from qa.search.types import SearchSettings, parse_filters
     from qa.serve.service import open_searcher
 
@@ -340,13 +342,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         index = open_index(args.index, embedder)
     searcher = open_searcher(index, embedder, SearchSettings(mode=args.mode, rerank=args.rerank))
     answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
-    if args.json:
-        from qa.present.highlight import highlight_answer
+    from qa.present.highlight import highlight_answer
 
-        data = answer_to_dict(answer, highlight_answer(embedder, answer, index.sentences))
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+    highlights = highlight_answer(embedder, answer, index.sentences)
+    if args.json:
+        print(json.dumps(answer_to_dict(answer, highlights), ensure_ascii=False, indent=2))
     else:
-        print(answer_to_text(answer))
+        print(answer_to_text(answer_view(answer, highlights)))
     return 0
 
 

@@ -16,6 +16,7 @@ from qa.errors import QAError
 from qa.present.answer import answer_to_dict, cut_note
 from qa.present.render import answer_html, answer_text, share_query, turn_html
 from qa.present.text import text_html
+from qa.present.view import answer_view
 from qa.search.followup import wants_study, with_context
 from qa.search.types import Filters
 from qa.serve.inputs import (
@@ -166,7 +167,8 @@ class Handlers:
         types = study_designs(self.service, answer)
         full = {s.doc_id: summary_parts(self.service, s.doc_id) for s in answer.studies}
         matching = matching_studies(self.service, filters) if filters.active else None
-        body = answer_html(answer, highlights, turn, types, full, matching)
+        view = answer_view(answer, highlights, types, full)
+        body = answer_html(view, turn, matching)
         notes = [text_html(cut_note(answer.cut)) + "."] if answer.cut else []
         if searched != message:
             notes.append(f"Read as a follow-up to your last question: “{text_html(searched)}”.")
@@ -175,7 +177,7 @@ class Handlers:
         as_searched = getattr(answer, "searched", "")  # after spelling/acronym expansion, if any
         if isinstance(as_searched, str) and as_searched and as_searched != searched:
             notes.append(f"Searched as: “{text_html(as_searched)}”.")
-        copy = answer_text(answer, highlights, message, types)
+        copy = answer_text(view, message)
         share = share_query(searched, filters, "newest" if sort == SORTS[1] else "")
         html = turn_html(turn, message, body, " ".join(notes), copy, share)
         conv = {

@@ -18,7 +18,6 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
 PREFIX = ".serving-"
 #: Seconds `qa ask` waits for a server to take the question before searching itself.
@@ -99,22 +98,3 @@ def ask_any(index_dir: Path, question: str, tags: list[str], date_from: str, dat
         except (OSError, urllib.error.URLError, TimeoutError, json.JSONDecodeError, KeyError):
             continue
     return None, ""
-
-
-def as_answer(data: dict) -> SimpleNamespace:
-    """The API's JSON in the shape `qa.present.answer.answer_to_text` reads (studies, citations, passages)."""
-
-    def study(s: dict) -> SimpleNamespace:
-        citation = SimpleNamespace(**s["citation"])
-        passages = [
-            SimpleNamespace(chunk=SimpleNamespace(section=p["section"], text=p["text"]))
-            for p in s["passages"]
-        ]
-        return SimpleNamespace(rank=s["rank"], citation=citation, passages=passages)
-
-    return SimpleNamespace(
-        studies=[study(s) for s in data.get("studies", [])],
-        covered=data.get("covered", False),
-        reason=data.get("reason", ""),
-        cut=data.get("cut", ""),
-    )

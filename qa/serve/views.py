@@ -15,8 +15,9 @@ from typing import Any
 import gradio as gr
 
 from qa.corpus.citations import to_bibtex, to_ris
+from qa.corpus.kinds import study_types
 from qa.present.answer import DISCLAIMER
-from qa.present.render import filters_text, source_html, study_types
+from qa.present.render import filters_text, source_html
 from qa.present.text import text_html
 from qa.search.types import Answer, Filters
 from qa.serve.inputs import ANY
