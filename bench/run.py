@@ -1,6 +1,6 @@
 """Benchmark: build and update times, warm query latency per mode, and retrieval quality.
 
-Usage: python bench/run.py [--corpus DIR] [--questions FILE] [--nfcorpus DIR] [--skip-nfcorpus]
+Usage: python bench/run.py [--corpus DIR] [--questions FILE] [--nfcorpus DIR] [--skip-nfcorpus] [--skip-latency]
                            [--compare-models]
 
 Prints one Markdown report; the README quotes its latest output.
@@ -149,6 +149,9 @@ def main() -> int:
     parser.add_argument("--nfcorpus", type=Path, default=SHARED / "benchmarks" / "nfcorpus")
     parser.add_argument("--skip-nfcorpus", action="store_true", help="skip the public benchmark (minutes)")
     parser.add_argument(
+        "--skip-latency", action="store_true", help="skip the warm latency table (quality figures only)"
+    )
+    parser.add_argument(
         "--latency-only",
         type=Path,
         metavar="INDEX",
@@ -184,8 +187,9 @@ def main() -> int:
     print("\n".join(rows) + "\n")
 
     questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
-    print(f"## Warm query latency ({len(questions)} dev questions, k=10, whole search call)\n")
-    print("\n".join(bench_latency(searcher.index, embedder, [q["question"] for q in questions])) + "\n")
+    if not args.skip_latency:
+        print(f"## Warm query latency ({len(questions)} dev questions, k=10, whole search call)\n")
+        print("\n".join(bench_latency(searcher.index, embedder, [q["question"] for q in questions])) + "\n")
     from quality import quality_report  # bench/ is on sys.path when run as a script
 
     nfcorpus = None if args.skip_nfcorpus else args.nfcorpus
