@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in FULL_LANE:
             item.add_marker(pytest.mark.full)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

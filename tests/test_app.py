@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import shutil
-import socket
 
 import pytest
 
 from qa.search.pipeline import Searcher
 from qa.serve.app import LAUNCH_OPTIONS, Service, build_app, make_service
 from qa.serve.inputs import MAX_K
-from tests.conftest import CORPUS, SEEDS
+from tests.conftest import CORPUS, SEEDS, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _launch(service: Service, mcp: bool = False, operator: bool = False):
     from gradio_client import Client
 
     demo = build_app(service, operator=operator)
-    port = _free_port()
+    port = free_port()
     demo.launch(
         server_name="127.0.0.1",
         server_port=port,

@@ -12,10 +12,11 @@ import json
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -77,12 +78,6 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def chromium():
     """Debian's headless chromium driven by Playwright."""
@@ -102,7 +97,7 @@ def _serve(service) -> tuple[object, str]:
     from qa.serve.app import LAUNCH_OPTIONS, build_app
 
     demo = build_app(service)
-    port = _free_port()
+    port = free_port()
     demo.launch(
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from qa.index.sentences import sentences_of
 from qa.index.store import Index
 from qa.index.update import update_index
 from qa.serve import cli, remote
-from tests.conftest import CORPUS, ROOT
+from tests.conftest import CORPUS, ROOT, free_port
 
 pytestmark = pytest.mark.slow
 QA = str(Path(sys.executable).with_name("qa"))
@@ -43,12 +42,6 @@ def _new_summary(folder: Path) -> None:
         f"Patients taking {NEW_WORD} walked further after eight weeks.\n",
         encoding="utf-8",
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_cli_lists_match_the_library():
@@ -112,7 +105,7 @@ def test_two_servers_follow_one_writer_without_a_failed_request(tmp_path, embedd
     docs = _docs(tmp_path / "docs", 3)
     index_dir = tmp_path / "index"
     assert cli.main(["index", "--docs", str(docs), "--index", str(index_dir), "--quiet"]) == 0
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     servers = [
         subprocess.Popen(
