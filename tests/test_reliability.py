@@ -27,8 +27,7 @@ from qa.index.store import open_index
 from qa.index.update import RetryCache, update_index
 from qa.search.pipeline import Searcher
 from qa.serve.cli import main
-from tests.conftest import CORPUS, ROOT, SEEDS
-from tests.test_app import _free_port
+from tests.conftest import CORPUS, ROOT, SEEDS, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -291,7 +290,7 @@ def test_watched_server_keeps_answering_while_bad_files_land(tmp_path, embedder)
     from gradio_client import Client
 
     docs, index = _indexed_folder(tmp_path)
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("w+")
     # No --docs: the server follows the folder the index records (issue 12).
     server = subprocess.Popen(
