@@ -10,22 +10,20 @@ from qa.index.keywords import tokenize
 from qa.index.store import Index
 from qa.models.embedding import Embedder
 from qa.models.rerank import Calibration
-from qa.search.types import StudyHit
+from qa.search.types import SearchSettings, StudyHit
 from qa.search.vocabulary import Vocabulary, english_counts
 
 # --- judge coverage ---------------------------------------------------------------------
 
 # The reranker's own thresholds (floor, unsure, certain) come with it: `Reranker.calibration`
 # (qa/models/rerank.py), so a second reranker cannot silently change what "not covered" means.
+# The other thresholds (dense and multilingual floors, rare and everyday words) are fields of
+# `SearchSettings` (qa/search/types.py), recorded with each answer.
 #: Without a reranker: the dense similarity below which nothing is close enough.
-MIN_DENSE = 0.30
-#: The same for a question in another language, on multilingual-e5's cosine, whose scale is
-#: narrow: on tests/data/questions-multilingual.jsonl every answerable question's best passage
-#: scored 0.841-0.888, while off-topic questions (plantar fasciitis, a urinary infection) scored
-#: 0.807-0.837. Only for questions of MIN_WORDS words or more: one- and two-word queries score
-#: lower (0.82-0.85) whether or not they are answered.
-MIN_MULTILINGUAL = 0.825
-MIN_WORDS = 4
+MIN_DENSE = SearchSettings.min_dense
+#: The same for a question in another language, on multilingual-e5's cosine (see SearchSettings).
+MIN_MULTILINGUAL = SearchSettings.min_multilingual
+MIN_WORDS = SearchSettings.min_multilingual_words
 
 
 def distinctive_missing(question: str, index: Index, embedder: Embedder, vocabulary: Vocabulary) -> list[str]:
@@ -54,27 +52,26 @@ def distinctive_missing(question: str, index: Index, embedder: Embedder, vocabul
     return unknown if 3 * len(unknown) <= known + len(unknown) else []
 
 
-#: A word is rare when at most this share of passages use it (and at least 3 passages' worth).
-RARE_SHARE = 0.002
-#: Words this frequent in general English (symspellpy's counts) are everyday words ("tired",
-#: "harder"): a paraphrase uses them, so their absence says little.
-EVERYDAY = 5_000_000
-
-
-def absent_rare_words(question: str, studies: list[StudyHit], index: Index) -> list[str]:
+def absent_rare_words(
+    question: str,
+    studies: list[StudyHit],
+    index: Index,
+    rare_share: float = SearchSettings.rare_share,
+    everyday_count: int = SearchSettings.everyday_count,
+) -> list[str]:
     """Rare words of the question that the best studies' shown passages and titles never use.
 
     A question about "urinary tract infection" whose nearest passages are about antibiotics in
     general names something the corpus mentions somewhere, but not where the answer would be.
     """
-    limit = max(3, int(RARE_SHARE * max(len(index.chunks), 1)))
+    limit = max(3, int(rare_share * max(len(index.chunks), 1)))
     shown = " ".join(f"{s.citation.title} {p.chunk.text}" for s in studies[:3] for p in s.passages)
     present = set(tokenize(shown))
     everyday = english_counts()
     absent = []
     for word in dict.fromkeys(re.findall(r"[^\W\d_][\w-]{2,}", question)):
         stems = tokenize(word)
-        if not stems or everyday.get(word.lower(), 0) >= EVERYDAY:
+        if not stems or everyday.get(word.lower(), 0) >= everyday_count:
             continue
         if all(index.keywords.doc_freq(t) <= limit and t not in present for t in stems):
             absent.append(word)

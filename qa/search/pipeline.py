@@ -23,9 +23,6 @@ from qa.models.embedding import Embedder
 from qa.models.multilingual import detect_language
 from qa.models.rerank import Reranker, get_reranker
 from qa.search.coverage import (
-    MIN_DENSE,
-    MIN_MULTILINGUAL,
-    MIN_WORDS,
     absent_rare_words,
     distinctive_missing,
     judge_coverage,
@@ -230,10 +227,11 @@ class Searcher:
         # Words not in the English summaries say nothing when the question is not English.
         english = lang == "en"
         missing = distinctive_missing(text, self.index, self.embedder, self.vocabulary) if english else []
-        absent = absent_rare_words(text, hits, self.index) if reranked else []
-        floor = MIN_DENSE
+        s = self.settings
+        absent = absent_rare_words(text, hits, self.index, s.rare_share, s.everyday_count) if reranked else []
+        floor = s.min_dense
         if not english and MULTILINGUAL in self.retrievers:  # scores are multilingual-e5 cosines
-            floor = MIN_MULTILINGUAL if len(question.split()) >= MIN_WORDS else 0.0
+            floor = s.min_multilingual if len(question.split()) >= s.min_multilingual_words else 0.0
         calibration = self.reranker.calibration if reranked else None
         return judge_coverage(list(hits), missing, calibration, mode, absent, floor)
 

@@ -38,6 +38,22 @@ class SearchSettings:
     #: Questions in German, Spanish, French, Dutch or Italian searched with multilingual-e5
     #: (qa/models/multilingual.py); registered by the service layer when it opens an index.
     multilingual: bool = True
+    # "Not covered" (qa/search/coverage.py); the reranker's own thresholds come with it.
+    #: Without a reranker: the dense similarity below which nothing is close enough.
+    min_dense: float = 0.30
+    #: The same for a question in another language, on multilingual-e5's cosine, whose scale is
+    #: narrow: on tests/data/questions-multilingual.jsonl every answerable question's best passage
+    #: scored 0.841-0.888, while off-topic questions (plantar fasciitis, a urinary infection)
+    #: scored 0.807-0.837.
+    min_multilingual: float = 0.825
+    #: ... only for questions of this many words or more: one- and two-word queries score lower
+    #: (0.82-0.85) whether or not they are answered.
+    min_multilingual_words: int = 4
+    #: A word is rare when at most this share of passages use it (and at least 3 passages' worth).
+    rare_share: float = 0.002
+    #: Words this frequent in general English (symspellpy's counts) are everyday words ("tired",
+    #: "harder"): a paraphrase uses them, so their absence says little.
+    everyday_count: int = 5_000_000
 
     def describe(self) -> dict:
         """The settings as a plain dict, for answers, eval reports and the bench."""
