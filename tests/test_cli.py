@@ -51,7 +51,11 @@ def test_index_then_ask(tmp_path, capsys):
 
     assert main(["ask", "Which antivirals were tried?", "--index", index, "-k", "1"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("1. Seton et al. (2024)") and "not medical advice" in text
+    lines = text.splitlines()
+    studies = [line for line in lines if line[:1].isdigit()]
+    assert studies[0].startswith("1. Seton et al. (2024)") and "not medical advice" in text
+    if lines[0].startswith("In short"):  # the digest, as in the chat, comes before the studies
+        assert lines[1].startswith("- “")
 
 
 @pytest.mark.slow

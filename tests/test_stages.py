@@ -78,7 +78,7 @@ def test_coverage_uses_the_rerankers_own_calibration():
     assert judge_coverage([_hit(7.0)], ["zorblatine"], calibration, "hybrid")[0], "certain enough"
     assert not judge_coverage([_hit(-1.0)], [], calibration, "hybrid", absent=["knee"])[0]
     # Another reranker with another scale brings its own thresholds.
-    probability = Calibration("probability", floor=0.01, unsure=0.5, certain=0.99)
+    probability = Calibration("probability", floor=0.01, unsure=0.5, certain=0.99, answers=0.5)
     assert judge_coverage([_hit(0.3)], [], probability, "hybrid") == (True, "")
     assert not judge_coverage([_hit(0.005)], [], probability, "hybrid")[0]
     # Without a reranker, the dense floor decides.

@@ -37,6 +37,9 @@ class Calibration:
     #: From this on a passage is taken to answer even when the question names something no
     #: summary mentions.
     certain: float
+    #: From this on a sentence, read alone with the question, is taken to answer it: quoted in
+    #: the digest and marked on its card (qa/search/digest.py).
+    answers: float
 
     def describe(self) -> dict:
         """The calibration as a plain dict, recorded with each answer."""
@@ -52,6 +55,7 @@ CROSS_ENCODER_CALIBRATION = Calibration(
     floor=-8.0,
     unsure=0.0,
     certain=6.0,
+    answers=0.0,
 )
 
 

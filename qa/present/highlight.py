@@ -51,13 +51,29 @@ Highlights = dict[int, list[list[Sentence]]]
 def highlight_answer(
     embedder: Embedder, answer: Answer, vectors: SentenceVectors | None = None
 ) -> Highlights:
-    """Mark the best sentences of every passage in an answer (none when it is not covered)."""
+    """Mark the best sentences of every passage in an answer (none when it is not covered).
+
+    Passages whose sentences the reranker scored (`answer.marks`, qa/search/digest.py) are
+    marked by those scores, the same that chose the digest; the others by the bi-encoder.
+    """
     if not answer.covered:  # marking sentences would suggest they answer the question
         return {}
-    texts = [p.chunk.text for s in answer.studies for p in s.passages]
-    marked = highlight_many(embedder, answer.question, texts, vectors) if texts else []
-    result, at = {}, 0
-    for study in answer.studies:
-        result[study.rank] = marked[at : at + len(study.passages)]
-        at += len(study.passages)
+    shown = [(s.rank, n, p.chunk.text) for s in answer.studies for n, p in enumerate(s.passages)]
+    rest = [(rank, n, text) for rank, n, text in shown if (rank, n) not in answer.marks]
+    by_encoder = highlight_many(embedder, answer.question, [t for *_, t in rest], vectors) if rest else []
+    found = {(rank, n): sentences for (rank, n, _), sentences in zip(rest, by_encoder)}
+    result: Highlights = {}
+    for rank, n, text in shown:
+        scored = answer.marks.get((rank, n))
+        if scored is not None:
+            found[(rank, n)] = [
+                _scored(sentence, scored.get(i)) for i, sentence in enumerate(sentences_of(text))
+            ]
+        result.setdefault(rank, []).append(found[(rank, n)])
     return result
+
+
+def _scored(sentence: str, scored: tuple[float, bool] | None) -> Sentence:
+    """A sentence marked by the reranker's (score, marked); one it did not read is unmarked."""
+    score, marked = scored or (0.0, False)
+    return Sentence(sentence, marked, score)

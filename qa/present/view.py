@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from qa.corpus.citations import Citation
 from qa.corpus.kinds import source_kind
 from qa.present.translations import notice, ui_text
+from qa.search.quotes import Quote
 
 if TYPE_CHECKING:  # annotations only: the remote client never imports the search stack
     from qa.search.types import Answer, Filters, StudyHit
@@ -69,16 +70,6 @@ class StudyView:
     def source_kind(self) -> str:
         """What the study's link leads to: "Paper (DOI)", "Video" …"""
         return source_kind(self.citation)
-
-
-@dataclass(frozen=True)
-class Quote:
-    """One sentence of the digest ("In short"), quoted word for word from a study's shown passage."""
-
-    rank: int
-    doc_id: str
-    section: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -178,7 +169,7 @@ def answer_view(
         studies=studies,
         covered=answer.covered,
         reason=answer.reason,
-        digest=digest(studies) if answer.covered else (),
+        digest=answer.digest if answer.quoted else (digest(studies) if answer.covered else ()),
         searched=answer.searched,
         corrections=answer.corrections,
         expansions=answer.expansions,
@@ -217,7 +208,7 @@ def view_to_dict(view: AnswerView) -> dict:
         "language": view.language,
         "notice": view.notice,
         "filters": dict(view.filters),
-        "digest": [asdict(q) for q in view.digest],
+        "digest": [q.as_dict() for q in view.digest],
         "studies": [
             {
                 "rank": s.rank,

@@ -27,6 +27,7 @@ from qa.search.coverage import (
     distinctive_missing,
     judge_coverage,
 )
+from qa.search.digest import quote
 from qa.search.question import clean_text, fit_question
 from qa.search.stages import (
     MULTILINGUAL,
@@ -189,6 +190,9 @@ class Searcher:
             studies = rerank(text, studies, self.reranker, self.settings)
         hits = _study_hits(studies[:k], per_study)
         covered, reason = self._judge(text, question, hits, mode, lang, reranked)
+        quotes, marks = (), {}
+        if reranked and covered and self.settings.digest_studies:
+            quotes, marks = quote(text, hits, self.reranker, self.settings.digest_studies)
         return Answer(
             typed,
             hits,
@@ -204,6 +208,9 @@ class Searcher:
             reranked=reranked,
             rerank_skipped=skipped,
             cut=question if question != typed else "",
+            quoted=reranked and covered and bool(self.settings.digest_studies),
+            digest=quotes,
+            marks=marks,
         )
 
     def _reranks(self, asked: bool | None, others: int, lang: str) -> tuple[bool, str]:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from qa.config import CATEGORY_TAGS, DEFAULT_RERANK_BUSY, DEFAULT_RERANKER
 from qa.corpus.chunking import Chunk
 from qa.corpus.documents import Citation
+from qa.search.quotes import Quote
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class SearchSettings:
     #: Questions in German, Spanish, French, Dutch or Italian searched with multilingual-e5
     #: (qa/models/multilingual.py); registered by the service layer when it opens an index.
     multilingual: bool = True
+    #: Studies whose shown sentences the reranker reads for the digest ("In short") and the
+    #: cards' marks (qa/search/digest.py); 0: the bi-encoder's marks and digest instead.
+    digest_studies: int = 5
     # "Not covered" (qa/search/coverage.py); the reranker's own thresholds come with it.
     #: Without a reranker: the dense similarity below which nothing is close enough.
     min_dense: float = 0.30
@@ -153,3 +157,10 @@ class Answer:
     rerank_skipped: str = ""
     #: The part of a long question that was searched, when it was cut (qa/search/question.py).
     cut: str = ""
+    #: Whether the reranker read the shown sentences (qa/search/digest.py); then `digest` is
+    #: what it judged to answer (possibly nothing) and `marks` the sentences it marks.
+    quoted: bool = False
+    #: The digest ("In short"): sentences judged to answer, at most one a study, best first.
+    digest: tuple[Quote, ...] = ()
+    #: Per (study rank, shown passage): each scored sentence's index and whether it is marked.
+    marks: dict = field(default_factory=dict)

@@ -1,0 +1,94 @@
+"""Quote: the sentences of the top studies that the reranker judges to answer the question.
+
+The digest ("In short") quotes a sentence only when the cross-encoder, reading the question and
+that sentence alone, scores it at or above its calibration's `answers` threshold: a sentence
+that answers, not one that is merely about the topic (the bi-encoder's cosine, used before,
+quoted background such as "ME/CFS lacks a curative treatment"). Candidates are the sentences of
+the passages each top study shows, never from a research-setup section (What / Why / How was it
+researched?); a sentence that opens with "This", "These", "It"… is read, and quoted, with the
+sentence before it, so it never stands without what it refers to. At most one quote a study,
+up to three, best first; none when nothing answers. The same scores mark the cards' sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qa.corpus.chunking import split_sentences
+from qa.models.rerank import Reranker
+from qa.search.quotes import Quote
+from qa.search.stages import is_background
+from qa.search.types import StudyHit
+
+#: A sentence that cannot stand alone: it refers back to the one before.
+_REFERS_BACK = re.compile(
+    r"^(?:this|these|that|those|it|its|they|their|such|both|here|there|the latter|the former|"
+    r"however|therefore|thus|hence|in addition|additionally|moreover|furthermore)\b",
+    re.I,
+)
+#: Fewer words than this say too little to quote ("Results were mixed.").
+MIN_WORDS = 5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence a study shows, as quoted (with the sentence before when it refers back)."""
+
+    rank: int
+    doc_id: str
+    passage: int  # which shown passage of the study
+    sentence: int  # which sentence of that passage
+    section: str
+    text: str
+
+
+def candidates(studies: tuple[StudyHit, ...] | list[StudyHit], top: int) -> list[Candidate]:
+    """The quotable sentences of the shown passages of the first `top` studies."""
+    found = []
+    for study in studies[:top]:
+        for n, passage in enumerate(study.passages):
+            section = passage.chunk.section
+            if is_background(section):
+                continue
+            sentences = split_sentences(passage.chunk.text) or [passage.chunk.text]
+            for i, sentence in enumerate(sentences):
+                if len(sentence.split()) < MIN_WORDS:
+                    continue
+                text = f"{sentences[i - 1]} {sentence}" if i and _REFERS_BACK.match(sentence) else sentence
+                found.append(Candidate(study.rank, study.doc_id, n, i, section, text))
+    return found
+
+
+def choose(found: list[Candidate], scores: list[float], threshold: float, top: int = 3) -> tuple[Quote, ...]:
+    """The best-scoring candidate of each study at or above `threshold`, best first, at most `top`."""
+    best: dict[int, tuple[float, Candidate]] = {}
+    for candidate, score in zip(found, scores):
+        if score >= threshold and (candidate.rank not in best or score > best[candidate.rank][0]):
+            best[candidate.rank] = (score, candidate)
+    ordered = sorted(best.values(), key=lambda item: -item[0])[:top]
+    return tuple(Quote(c.rank, c.doc_id, c.section, c.text, round(s, 4)) for s, c in ordered)
+
+
+#: Sentences marked on one passage at the most: a reader should see at a glance what answers.
+MAX_MARKED = 2
+
+
+def quote(
+    question: str, studies: tuple[StudyHit, ...], reranker: Reranker, studies_read: int, top: int = 3
+) -> tuple[tuple[Quote, ...], dict[tuple[int, int], dict[int, tuple[float, bool]]]]:
+    """The digest's quotes, and per (study rank, shown passage) each scored sentence's
+    (score, marked): marked when it answers, the best `MAX_MARKED` of a passage."""
+    threshold = reranker.calibration.answers
+    found = candidates(studies, studies_read)
+    if not found:
+        return (), {}
+    scores = [float(s) for s in reranker.score(question, [c.text for c in found])]
+    scored: dict[tuple[int, int], dict[int, float]] = {}
+    for c, s in zip(found, scores):
+        scored.setdefault((c.rank, c.passage), {})[c.sentence] = s
+    marks = {}
+    for key, by_sentence in scored.items():
+        best = sorted((i for i, s in by_sentence.items() if s >= threshold), key=lambda i: -by_sentence[i])
+        marks[key] = {i: (s, i in best[:MAX_MARKED]) for i, s in by_sentence.items()}
+    return choose(found, scores, threshold, top), marks
