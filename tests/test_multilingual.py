@@ -58,6 +58,19 @@ def test_too_little_text_or_keywords_count_as_english(text):
     assert detect_language(text) == "en"
 
 
+@pytest.mark.parametrize(
+    "text, lang",
+    [
+        ("Hilft niedrig dosiertes Naltrexon bei Fatigue?", "de"),
+        ("Was hilft bei PEM?", "de"),
+        ("Helpt pacing bij ME/CVS?", "nl"),
+        ("Does pacing help?", "en"),
+    ],
+)
+def test_short_questions_that_mix_in_english_terms_are_read_in_their_language(text, lang):
+    assert detect_language(text) == lang
+
+
 def test_a_language_not_served_counts_as_english():
     # Portuguese is not among the six: its nearest served language must not be trusted.
     assert detect_language("Quais tratamentos ajudam os doentes?") in ("en", "es", "it")
