@@ -129,3 +129,25 @@ def test_no_change_keeps_the_loaded_index_and_a_change_loads_anew(docs, tmp_path
     fresh, report = update_folder(folder, docs, embedder, current=first)
     assert fresh is not first and report.changed == [edited.name]
     assert fresh.manifest["generation"] > first.manifest["generation"]
+
+
+def test_an_edit_whose_mtime_was_put_back_is_still_indexed(tmp_path, fake_embedder):
+    """`touch -r`, restoring a copy and some sync tools put the old mtime back on an edited file."""
+    from tests.conftest import write_summary
+
+    docs, folder = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    path = write_summary(docs, "a.md", "Pacing study", "Pacing helped most patients.")
+    write_summary(docs, "b.md", "Sleep study", "Sleep improved with time.")
+    hour_ago = (path.stat().st_mtime_ns - 3_600_000_000_000,) * 2
+    for p in docs.iterdir():
+        os.utime(p, ns=hour_ago)
+    update_folder(folder, docs, fake_embedder)
+    assert "size" in json.loads((folder / MANIFEST).read_text())["documents"]["a.md"], "stat recorded"
+
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("helped most", "harmed some"), encoding="utf-8")  # same size
+    os.utime(path, ns=hour_ago)  # mtime put back: size and mtime are as recorded
+    index, report = update_folder(folder, docs, fake_embedder)
+    assert report.changed == ["a.md"]
+    assert any("harmed some" in c.text for c in index.chunks_of("a.md"))

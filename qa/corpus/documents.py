@@ -109,10 +109,22 @@ class Problem:
 
 
 class FileStat(NamedTuple):
-    """What `stat` says of a summary file: an unchanged size and mtime mean an unchanged file."""
+    """What `stat` says of a summary file: all four unchanged mean an unchanged file.
+
+    Size and mtime alone can be fooled: `touch -r`, restoring a copy and some sync tools put an
+    edited file's old mtime back. The change time (which no tool can set) and the inode (a file
+    replaced by a rename is a new one) cannot.
+    """
 
     size: int
     mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, info: os.stat_result) -> FileStat:
+        """The fields of a `stat` result."""
+        return cls(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 @dataclass(frozen=True)
@@ -439,8 +451,9 @@ def load_folder(
 
     Entries named like summaries that are not files (folders, pipes, broken links, links leading
     out of the folder) are reported too, never skipped silently. `known` (an index manifest's
-    "documents": doc id -> {"hash", "size", "mtime_ns"}) lets unchanged files go unparsed: a file
-    whose size and mtime match is not even opened; one whose bytes hash the same is not parsed.
+    "documents": doc id -> {"hash", "size", "mtime_ns", "ctime_ns", "inode"}) lets unchanged files
+    go unparsed: a file whose stat matches is not even opened; one whose bytes hash the same is
+    not parsed.
     """
     if not folder.is_dir():
         raise DocumentError(folder, "is not a folder of summaries")
@@ -451,9 +464,9 @@ def load_folder(
     for path in files:
         try:
             info = _check_entry(path, folder)
-            doc_id, stat_now = safe_text(path.name), FileStat(info.st_size, info.st_mtime_ns)
+            doc_id, stat_now = safe_text(path.name), FileStat.of(info)
             entry = known.get(doc_id) or {}
-            if [entry.get("size"), entry.get("mtime_ns")] == list(stat_now):
+            if [entry.get(name) for name in FileStat._fields] == list(stat_now):
                 unchanged[doc_id], stats[doc_id] = path, stat_now
                 continue
             raw, read = _read(path), read + 1

@@ -121,7 +121,7 @@ def _stat_fields(stat: FileStat | None) -> dict:
     """The manifest fields that let the next update skip an unchanged file without reading it."""
     if stat is None or time.time_ns() - stat.mtime_ns < RACY_NS:
         return {}  # no stat: the next update hashes the file
-    return {"size": stat.size, "mtime_ns": stat.mtime_ns}
+    return stat._asdict()
 
 
 def _refresh_stats(known: dict[str, dict], loaded: LoadResult) -> bool:
@@ -130,9 +130,9 @@ def _refresh_stats(known: dict[str, dict], loaded: LoadResult) -> bool:
     for doc_id in loaded.unchanged:
         entry = known[doc_id]
         fresh = _stat_fields(loaded.stats.get(doc_id))
-        if fresh != {k: entry[k] for k in ("size", "mtime_ns") if k in entry}:
-            entry.pop("size", None)
-            entry.pop("mtime_ns", None)
+        if fresh != {k: entry[k] for k in FileStat._fields if k in entry}:
+            for name in FileStat._fields:
+                entry.pop(name, None)
             entry.update(fresh)
             moved = True
     return moved
