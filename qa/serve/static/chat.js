@@ -53,6 +53,9 @@ const box = () => document.querySelector('#qa-question textarea');
 const askButton = () => document.querySelector('#qa-ask');
 let waiting = 0;  // time the last question was sent, until its answer shows (0: none)
 let held = '';  // the question kept in the box while another is searched
+// What the reader types while a question is searched, before pressing Enter: the server's echo
+// of that question empties the box and took this with it (a second question was lost so).
+let draft = '';
 // The server's echo of the first question empties the box, which may by then hold the next one:
 // put it back (through the setter and an input event, so Gradio's own copy follows).
 const setBox = (text) => {
@@ -62,6 +65,7 @@ const setBox = (text) => {
   area.dispatchEvent(new Event('input', {bubbles: true}));
 };
 const WAIT_LIMIT_MS = 60000;  // a lost reply must not hold the box for ever
+const RELEASE_MS = 1500;  // a kept question is asked this long after the answer before it shows
 const busy = () => waiting && Date.now() - waiting < WAIT_LIMIT_MS;
 const heldNote = () => {
   let note = document.getElementById('qa-held');
@@ -92,32 +96,38 @@ const echo = (text) => {
 const sending = (ev) => {
   const area = box();
   const text = area ? area.value.trim() : '';
-  if (!text) return;
+  if (!text && !(busy() && draft.trim())) return;
   if (busy()) {
     ev.preventDefault(); ev.stopImmediatePropagation();
-    held = area.value;
+    held = text ? area.value : draft;  // the box emptied under the reader's Enter: what they typed
+    draft = '';
+    setBox(held);
     heldNote().textContent = 'Your next question is kept in the box: it will be asked when this answer is shown.';
     return;
   }
-  waiting = Date.now();
+  waiting = Date.now(); draft = '';
   if (!element.querySelector('.qa-pending')) echo(text);
 };
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.target === box()) sending(ev);
 }, true);
 document.addEventListener('input', (ev) => {
-  if (held && ev.isTrusted && ev.target === box()) held = box().value;  // still typing it
+  if (!ev.isTrusted || ev.target !== box()) return;
+  if (held) held = box().value;  // still typing it
+  else if (busy()) draft = box().value;
 }, true);
 document.addEventListener('click', (ev) => {
   if (ev.isTrusted && askButton() && askButton().contains(ev.target)) sending(ev);
 }, true);
 const release = () => {
-  waiting = 0;
+  waiting = 0; draft = '';
   if (!held) return;
   const text = held.trim();
   held = '';
   heldNote().textContent = '';
-  // After Gradio has finished the last event, or it would ignore the click.
+  // After Gradio has finished the last event, or it would ignore the click; and not at once: a
+  // question sent 0.4 s after the answer showed was once numbered and stored as if that answer
+  // had never been given (the conversation it read did not hold it yet), and that answer was lost.
   setTimeout(() => {
     if (!text || !box()) return;
     if (!box().value.trim()) setBox(text);
@@ -125,7 +135,7 @@ const release = () => {
     // Gradio ignores a click while its last event is still finishing: try once more if the box
     // was not emptied (the server's echo empties it).
     setTimeout(() => { if (box() && box().value.trim() === text) askButton().click(); }, 3000);
-  }, 400);
+  }, RELEASE_MS);
 };
 
 // --- on a phone, cards after the first fold to their headings ---------------------------------
@@ -166,10 +176,15 @@ const dropProvisional = () => {
   const served = new Set([...element.querySelectorAll('.qa-turn:not(.qa-provisional)')].map((t) => t.id));
   element.querySelectorAll('.qa-provisional').forEach((t) => { if (served.has(t.id)) t.remove(); });
 };
+const keepTyped = () => {
+  const keep = held || draft;
+  if (keep && box() && !box().value.trim()) setBox(keep);
+};
 const land = () => {
   dropProvisional();
   fold();
-  if (held && box() && !box().value.trim()) setBox(held);
+  keepTyped();
+  setTimeout(keepTyped, 100);  // the box may be emptied just after the chat is redrawn
   const turns = element.querySelectorAll('.qa-turn');
   const last = turns[turns.length - 1];
   // An empty chat does not end a wait: Gradio can redraw it (dropping the page's own echo) while
