@@ -56,6 +56,16 @@ let held = '';  // the question kept in the box while another is searched
 // What the reader types while a question is searched, before pressing Enter: the server's echo
 // of that question empties the box and took this with it (a second question was lost so).
 let draft = '';
+// The question sent last: only its answer ends the wait. Gradio can redraw an older turn first
+// (a stale chat after "New conversation"), and ending the wait on it sent the next question at
+// once, which then overwrote the first one's turn.
+let sent = '';
+const norm = (t) => (t || '').replace(/\s+/g, ' ').trim();
+const answers = (turn) => {
+  const heading = turn.querySelector('.qa-question');
+  if (!sent || !heading) return true;
+  return norm(heading.textContent).replace(/^You asked:\s*/, '') === sent;
+};
 // The server's echo of the first question empties the box, which may by then hold the next one:
 // put it back (through the setter and an input event, so Gradio's own copy follows).
 const setBox = (text) => {
@@ -105,7 +115,7 @@ const sending = (ev) => {
     heldNote().textContent = 'Your next question is kept in the box: it will be asked when this answer is shown.';
     return;
   }
-  waiting = Date.now(); draft = '';
+  waiting = Date.now(); draft = ''; sent = norm(text);
   if (!element.querySelector('.qa-pending')) echo(text);
 };
 document.addEventListener('keydown', (ev) => {
@@ -131,7 +141,7 @@ const release = () => {
   setTimeout(() => {
     if (!text || !box()) return;
     if (!box().value.trim()) setBox(text);
-    waiting = Date.now(); echo(text); askButton().click();
+    waiting = Date.now(); sent = norm(text); echo(text); askButton().click();
     // Gradio ignores a click while its last event is still finishing: try once more if the box
     // was not emptied (the server's echo empties it).
     setTimeout(() => { if (box() && box().value.trim() === text) askButton().click(); }, 3000);
@@ -191,10 +201,11 @@ const land = () => {
   // the question is still on its way; only its answer, or WAIT_LIMIT_MS, does.
   if (!last) { seen = ''; return; }
   const pending = last.classList.contains('qa-pending');
-  const key = last.id + (pending ? '-pending' : '');
+  const ours = answers(last);
+  const key = last.id + (pending ? '-pending' : '') + (ours ? '' : '-other');
   if (key === seen) return;
   seen = key;
-  if (!pending) release();
+  if (!pending && ours) release();
   // Reloaded at "/?q=…#t1-s2": the cited study, once the answer is back.
   const cited = first && !pending && location.hash && document.getElementById(location.hash.slice(1));
   if (!pending) first = false;
