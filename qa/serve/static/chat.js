@@ -60,11 +60,14 @@ let draft = '';
 // (a stale chat after "New conversation"), and ending the wait on it sent the next question at
 // once, which then overwrote the first one's turn.
 let sent = '';
-const norm = (t) => (t || '').replace(/\s+/g, ' ').trim();
+// Letters and digits only: the server's heading may differ in spacing, line breaks and marks.
+const norm = (t) => (t || '').replace(/[^\p{L}\p{N}]+/gu, '');
 const answers = (turn) => {
   const heading = turn.querySelector('.qa-question');
   if (!sent || !heading) return true;
-  return norm(heading.textContent).replace(/^You asked:\s*/, '') === sent;
+  const you = heading.querySelector('.qa-you');
+  const asked = norm(heading.textContent).slice(norm(you ? you.textContent : '').length);
+  return asked.slice(0, 200) === sent.slice(0, 200);
 };
 // The server's echo of the first question empties the box, which may by then hold the next one:
 // put it back (through the setter and an input event, so Gradio's own copy follows).
