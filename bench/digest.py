@@ -107,25 +107,49 @@ def _table(groups: dict) -> list[str]:
     return lines
 
 
+class TimedReranker:
+    """The searcher's reranker, timed: the milliseconds its calls took since the last `take`."""
+
+    def __init__(self, reranker) -> None:  # noqa: ANN001
+        self.reranker, self.ms = reranker, 0.0
+        self.name, self.calibration, self.verdict = reranker.name, reranker.calibration, reranker.verdict
+
+    def score(self, question: str, passages: list[str]):  # noqa: ANN201
+        start = time.perf_counter()
+        try:
+            return self.reranker.score(question, passages)
+        finally:
+            self.ms += (time.perf_counter() - start) * 1000
+
+    def take(self) -> float:
+        ms, self.ms = self.ms, 0.0
+        return ms
+
+
 def run(index_dir: Path, answers_path: Path, k: int, digest_studies: int) -> list[str]:
     """The report's lines: the figures, the time per question, and each quote judged not to answer."""
     index = Index.load(index_dir)
     embedder = query_embedder("")
     searcher = open_searcher(index, embedder, SearchSettings(digest_studies=digest_studies))
+    searcher.reranker = timed = TimedReranker(searcher.reranker)
     groups: dict[str, dict] = {}
     times: list[float] = []
+    reranking: list[float] = []
     misses: list[str] = []
     for row in _rows(answers_path):
         start = time.perf_counter()
         answer = searcher.search(row["question"], k=k)
         view = answer_view(answer, highlight_answer(embedder, answer, index.sentences))
         times.append((time.perf_counter() - start) * 1000)
+        reranking.append(timed.take())
         _count(groups, row, [q.text for q in view.digest], _judged(row), misses)
     return [
         *_table(groups),
         "",
         f"Time per question (search, highlights, digest): p50 {percentile(times, 50):.0f} ms, "
         f"p95 {percentile(times, 95):.0f} ms, mean {statistics.mean(times):.0f} ms over {len(times)}.",
+        f"Of which the reranker (passages and sentences): p50 {percentile(reranking, 50):.0f} ms, "
+        f"p95 {percentile(reranking, 95):.0f} ms.",
         "",
         "Quotes judged not to answer (first 90 characters):",
         "",

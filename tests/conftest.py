@@ -61,6 +61,23 @@ def fake_embedder():
     return FakeEmbedder()
 
 
+@pytest.fixture
+def three_studies(tmp_path, fake_embedder):
+    """A real index (fake embedder) of three one-finding summaries: pacing, naltrexone, tilt."""
+    from qa.corpus.documents import load_folder
+    from qa.index.update import update_index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_summary(
+        docs, "pacing.md", "Pacing and energy envelopes", "Pacing reduced crashes in 40 of 50 people."
+    )
+    write_summary(docs, "ldn.md", "Low-dose naltrexone in ME/CFS", "Naltrexone eased pain for some patients.")
+    write_summary(docs, "tilt.md", "Tilt tests and blood flow", "Cerebral blood flow fell during tilt.")
+    index, _ = update_index(tmp_path / "index", load_folder(docs), fake_embedder)
+    return index
+
+
 def write_summary(folder: Path, name: str, title: str, found: str, doi: str = "") -> Path:
     """A small summary file in the corpus's format, with one findings section."""
     link = f"- **Link:** [DOI](https://doi.org/{doi})\n" if doi else ""

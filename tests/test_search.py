@@ -133,6 +133,7 @@ class _HeldReranker:
         from qa.models.rerank import CROSS_ENCODER_CALIBRATION
 
         self.calibration = CROSS_ENCODER_CALIBRATION
+        self.verdict = None
         self.entered = threading.Semaphore(0)
         self.release = threading.Event()
 

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 from qa.corpus.chunking import Chunk
-from qa.corpus.documents import Citation, load_folder
+from qa.corpus.documents import Citation
 from qa.models.rerank import CROSS_ENCODER_CALIBRATION, Calibration
 from qa.search.coverage import judge_coverage
 from qa.search.pipeline import Searcher
 from qa.search.stages import StudyGroup, fuse, group_by_study, rerank
 from qa.search.types import Passage, SearchSettings, StudyHit, parse_filters
-from tests.conftest import write_summary
 
 
 def _chunk(doc_id: str, text: str, doi: str = "", section: str = "What has been found?") -> Chunk:
@@ -41,6 +40,7 @@ class WordReranker:
 
     name = "word"
     calibration = CROSS_ENCODER_CALIBRATION
+    verdict = None
 
     def __init__(self, word: str) -> None:
         self.word = word
@@ -95,17 +95,8 @@ def test_filters_read_years_as_whole_years_and_refuse_unknown_tags():
         parse_filters(["Nonsense"])
 
 
-def test_the_pipeline_runs_its_stages_with_a_fake_embedder(tmp_path, fake_embedder):
-    from qa.index.update import update_index
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    write_summary(
-        docs, "pacing.md", "Pacing and energy envelopes", "Pacing reduced crashes in 40 of 50 people."
-    )
-    write_summary(docs, "ldn.md", "Low-dose naltrexone in ME/CFS", "Naltrexone eased pain for some patients.")
-    write_summary(docs, "tilt.md", "Tilt tests and blood flow", "Cerebral blood flow fell during tilt.")
-    index, _ = update_index(tmp_path / "index", load_folder(docs), fake_embedder)
+def test_the_pipeline_runs_its_stages_with_a_fake_embedder(three_studies, fake_embedder):
+    index = three_studies
     searcher = Searcher(index, fake_embedder, SearchSettings(rerank="none", multilingual=False))
     answer = searcher.search("Does naltrexone ease pain?", k=2)
     assert answer.studies[0].doc_id == "ldn.md" and len(answer.studies) == 2

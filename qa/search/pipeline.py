@@ -40,6 +40,7 @@ from qa.search.stages import (
     rerank,
 )
 from qa.search.types import Answer, Filters, Passage, SearchSettings, StudyHit
+from qa.search.verdict import Evidence, gather, judge
 from qa.search.vocabulary import Understood, Vocabulary
 
 NO_WORDS = "The question has no words to search for: ask in words, for example “Does pacing help?”."
@@ -129,7 +130,11 @@ class Searcher:
         lists, scores = [], {}
         for name in names:
             found = [(i, s) for i, s in self.retrievers[name].retrieve(question, n) if i in chunks]
-            found = [(i, s) for i, s in found if filters.allows(chunks[i].citation)]
+            found = [
+                (i, s)
+                for i, s in found
+                if filters.allows(chunks[i].citation) and chunks[i].doc_id not in filters.exclude
+            ]
             lists.append(found)
             scores[name] = dict(found)
         return [
@@ -168,8 +173,10 @@ class Searcher:
         mode = mode or self.settings.mode
         question, k = question.strip(), max(1, k)
         settings = self.settings.describe()
-        if self.reranker is not None:  # the thresholds "not covered" used come with the reranker
+        if self.reranker is not None:  # what "not covered" means comes with the reranker
             settings["calibration"] = self.reranker.calibration.describe()
+            if self.reranker.verdict is not None:
+                settings["verdict"] = self.reranker.verdict.describe()
         if not question:
             return Answer(question, (), False, "The question is empty.", filters, mode, settings=settings)
         typed, question = question, fit_question(clean_text(question), self.embedder.count_tokens)
@@ -189,9 +196,11 @@ class Searcher:
         if reranked:
             studies = rerank(text, studies, self.reranker, self.settings)
         hits = _study_hits(studies[:k], per_study)
-        covered, reason = self._judge(text, question, hits, mode, lang, reranked)
+        evidence = gather(text, studies, self.index, filters.exclude) if reranked else None
+        covered, reason, coverage = self._judge(text, question, hits, mode, lang, evidence)
         quotes, marks = (), {}
-        if reranked and covered and self.settings.digest_studies:
+        quoting = reranked and covered and bool(self.settings.digest_studies)
+        if quoting:
             quotes, marks = quote(text, hits, self.reranker, self.settings.digest_studies)
         return Answer(
             typed,
@@ -208,9 +217,11 @@ class Searcher:
             reranked=reranked,
             rerank_skipped=skipped,
             cut=question if question != typed else "",
-            quoted=reranked and covered and bool(self.settings.digest_studies),
+            quoted=quoting,
             digest=quotes,
             marks=marks,
+            coverage=coverage,
+            evidence=evidence.values if evidence else {},
         )
 
     def _reranks(self, asked: bool | None, others: int, lang: str) -> tuple[bool, str]:
@@ -228,9 +239,17 @@ class Searcher:
         hits: tuple[StudyHit, ...],
         mode: str,
         lang: str,
-        reranked: bool,
-    ) -> tuple[bool, str]:
-        """Stage 7: whether the studies found answer the question, and if not, why in words."""
+        evidence: Evidence | None,
+    ) -> tuple[bool, str, float | None]:
+        """Stage 7: whether the studies found answer the question, why not in words, and how likely.
+
+        After the reranker, its fitted verdict (qa/search/verdict.py) decides; without one (no
+        reranker, another language, a reranker never fitted) the hand-set rules of
+        qa/search/coverage.py do.
+        """
+        if evidence is not None and self.reranker.verdict is not None:
+            return judge(evidence, self.reranker.verdict, self.reranker.calibration.certain)
+        reranked = evidence is not None
         # Words not in the English summaries say nothing when the question is not English.
         english = lang == "en"
         missing = distinctive_missing(text, self.index, self.embedder, self.vocabulary) if english else []
@@ -240,7 +259,7 @@ class Searcher:
         if not english and MULTILINGUAL in self.retrievers:  # scores are multilingual-e5 cosines
             floor = s.min_multilingual if len(question.split()) >= s.min_multilingual_words else 0.0
         calibration = self.reranker.calibration if reranked else None
-        return judge_coverage(list(hits), missing, calibration, mode, absent, floor)
+        return (*judge_coverage(list(hits), missing, calibration, mode, absent, floor), None)
 
 
 def _study_hits(studies: list, per_study: int) -> tuple[StudyHit, ...]:

@@ -71,6 +71,9 @@ class Filters:
     tags: tuple[str, ...] = ()
     date_from: str = ""
     date_to: str = ""
+    #: Summaries (doc ids) that may not answer: `bench/verdict.py` leaves a question's answers
+    #: out to see what the search says when nothing answers.
+    exclude: tuple[str, ...] = ()
 
     def allows(self, citation: Citation) -> bool:
         """Whether a study passes the filters (any of the tags; dates inclusive)."""
@@ -84,7 +87,7 @@ class Filters:
     @property
     def active(self) -> bool:
         """Whether any filter is set."""
-        return bool(self.tags or self.date_from or self.date_to)
+        return bool(self.tags or self.date_from or self.date_to or self.exclude)
 
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -164,3 +167,7 @@ class Answer:
     digest: tuple[Quote, ...] = ()
     #: Per (study rank, shown passage): each scored sentence's index and whether it is marked.
     marks: dict = field(default_factory=dict)
+    #: The fitted verdict's probability that a summary answers (None when no verdict judged:
+    #: no reranker, or another language); `evidence` holds the features it read.
+    coverage: float | None = None
+    evidence: dict = field(default_factory=dict)
