@@ -32,7 +32,7 @@ from qa.index.store import Index  # noqa: E402
 from qa.models.light import query_embedder  # noqa: E402
 from qa.present.highlight import highlight_answer  # noqa: E402
 from qa.present.view import answer_view  # noqa: E402
-from qa.search.digest import candidates, choose  # noqa: E402
+from qa.search.digest import candidates, choose, reading  # noqa: E402
 from qa.search.types import SearchSettings  # noqa: E402
 from qa.serve.service import open_searcher  # noqa: E402
 
@@ -166,7 +166,9 @@ def sweep(index_dir: Path, answers_path: Path, k: int, studies: int, thresholds:
         answer = searcher.search(row["question"], k=k)
         found = candidates(answer.studies, studies) if answer.quoted else []
         text = answer.searched or answer.question
-        scores = [float(s) for s in searcher.reranker.score(text, [c.text for c in found])] if found else []
+        scores = (
+            [float(s) for s in searcher.reranker.score(text, [reading(c) for c in found])] if found else []
+        )
         scored.append((row, found, scores))
     lines = []
     for threshold in thresholds:

@@ -83,6 +83,8 @@ def test_quoted_sentences_answer_and_the_cards_marks_follow_the_same_scores():
     quotes, marks = quote("Does pacing help?", STUDIES[:1], reranker, 5)
     assert [q.text for q in quotes] == ["Pacing reduced crashes in most patients."]
     assert not any("twelve weeks" in r for r in reranker.read), "the setup passage is not even read"
+    # Each sentence is read after its study's title (what it is about), and quoted without it.
+    assert "Study 1. Pacing reduced crashes in most patients." in reranker.read
     assert marks[(1, 1)] == {0: (-5.0, False), 1: (5.0, True)}
     answer = Answer("Does pacing help?", STUDIES[:1], True, quoted=True, digest=quotes, marks=marks)
     highlights = highlight_answer(FakeEmbedder(), answer)

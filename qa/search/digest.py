@@ -41,6 +41,18 @@ class Candidate:
     sentence: int  # which sentence of that passage
     section: str
     text: str
+    #: The study's title: the reranker reads it before the sentence (see `reading`).
+    title: str = ""
+
+
+def reading(candidate: Candidate) -> str:
+    """What the reranker reads of a candidate: its study's title, then the sentence.
+
+    Read alone, a sentence loses what it is about ("Symptoms improved in 60%."); with the title,
+    as passages are reranked, the first quote answered in 0.84 of the judged questions instead
+    of 0.70 (bench/digest.py, threshold 2).
+    """
+    return f"{candidate.title}. {candidate.text}" if candidate.title else candidate.text
 
 
 def candidates(studies: tuple[StudyHit, ...] | list[StudyHit], top: int) -> list[Candidate]:
@@ -56,7 +68,7 @@ def candidates(studies: tuple[StudyHit, ...] | list[StudyHit], top: int) -> list
                 if len(sentence.split()) < MIN_WORDS:
                     continue
                 text = f"{sentences[i - 1]} {sentence}" if i and _REFERS_BACK.match(sentence) else sentence
-                found.append(Candidate(study.rank, study.doc_id, n, i, section, text))
+                found.append(Candidate(study.rank, study.doc_id, n, i, section, text, study.citation.title))
     return found
 
 
@@ -83,7 +95,7 @@ def quote(
     found = candidates(studies, studies_read)
     if not found:
         return (), {}
-    scores = [float(s) for s in reranker.score(question, [c.text for c in found])]
+    scores = [float(s) for s in reranker.score(question, [reading(c) for c in found])]
     scored: dict[tuple[int, int], dict[int, float]] = {}
     for c, s in zip(found, scores):
         scored.setdefault((c.rank, c.passage), {})[c.sentence] = s
