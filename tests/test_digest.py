@@ -126,3 +126,11 @@ def test_the_real_reranker_quotes_a_finding_not_background(tmp_path, embedder):
     assert [q.text for q in quotes] == [
         "Low-dose naltrexone reduced fatigue and pain in most patients who took it."
     ]
+
+
+def test_a_study_the_reranker_scored_below_even_odds_is_not_read_and_gets_no_marks():
+    low = StudyHit(6, "s6.md", STUDIES[3].citation, -3.0, STUDIES[3].passages)
+    reranker = KeywordReranker("Pacing")
+    quotes, marks = quote("Does pacing help?", (*STUDIES[:1], low), reranker, 5)
+    assert not any("long covid" in r for r in reranker.read), "the low study's sentences are not read"
+    assert marks[(6, 0)] == {} and {q.rank for q in quotes} == {1}
