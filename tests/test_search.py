@@ -178,3 +178,31 @@ def test_a_question_without_words_gets_a_note_not_unrelated_studies(corpus_searc
     answer = corpus_searcher.search(question, k=5)
     assert answer.studies == () and not answer.covered
     assert "no words to search for" in answer.reason
+
+
+# --- the fitted verdict (qa/search/verdict.py) on the real corpus ----------------------------
+
+HUMIDIFIER = "2026-01-27_Chronic_Fatigue_Syndrome_Induced_by_Environmental_.md"
+
+
+def test_leaving_the_answering_summary_out_turns_a_covered_question_not_covered(corpus_searcher):
+    question = "humidifier disinfectant PHMG chronic fatigue"
+    covered = corpus_searcher.search(question, k=5)
+    assert covered.covered and covered.studies[0].doc_id == HUMIDIFIER and covered.coverage > 0.5
+    left_out = corpus_searcher.search(question, k=5, filters=Filters(exclude=(HUMIDIFIER,)))
+    assert HUMIDIFIER not in [s.doc_id for s in left_out.studies]
+    assert not left_out.covered and left_out.coverage < 0.05 and left_out.reason
+
+
+def test_an_everyday_question_far_from_the_summaries_is_not_covered(corpus_searcher):
+    answer = corpus_searcher.search("What is the survival rate for pancreatic cancer?", k=5)
+    assert not answer.covered and "pancreatic" in answer.reason
+    assert answer.settings["verdict"]["threshold"] == corpus_searcher.reranker.verdict.threshold
+
+
+def test_the_json_answer_carries_the_verdicts_probability(corpus_searcher):
+    from qa.present.answer import answer_to_dict
+
+    data = answer_to_dict(corpus_searcher.search("POTS", k=3))
+    assert data["covered"] and 0.5 < data["coverage"] <= 1.0
+    assert set(data["digest"][0]) == {"rank", "doc_id", "section", "text"}
