@@ -418,3 +418,60 @@ def test_content_hash_follows_the_bytes(tmp_path):
     b.write_text(GOOD.replace("A finding.", "Another finding."), encoding="utf-8")
     assert load_document(a).content_hash == parse_document(b, a.read_bytes()).content_hash
     assert load_document(a).content_hash != load_document(b).content_hash
+
+
+# --- frontmatter of the wrong type (issue "Readers that never write…", point 7) ---------------
+
+
+def _parse(frontmatter_yaml: str, details: str = "") -> Document:
+    raw = f"---\n{frontmatter_yaml}\n---\n\n{details}## Summary\n\nSome text.\n".encode()
+    return parse_document(Path("odd.md"), raw)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "warning"),
+    [
+        ("title: A\ntags:\n  A: 1", "tags: expected a list of tags, got a mapping; ignored"),
+        ("title: A\ntags: 5", "tags: expected a list of tags, got int '5'; ignored"),
+        ("title: A\ntags:\n- {a: 1}\n- 💊 Treatment", "tags: expected text for each tag, got a mapping"),
+        ("title: A\ncreated: [2024-01-01]", "created: expected a date (YYYY-MM-DD), got a list; ignored"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_warned_about_not_turned_into_metadata(yaml_text, warning):
+    doc = _parse(yaml_text)
+    assert any(w.startswith(warning) for w in doc.warnings), doc.warnings
+    assert not any(t in ("A'", "5", "{'a': 1}") for t in doc.tags) and doc.created == ""
+
+
+def test_a_list_as_title_refuses_the_file_naming_the_field():
+    with pytest.raises(DocumentError, match=r"title: expected text, got a list"):
+        _parse("title: [a, b]")
+
+
+def test_an_over_long_title_and_author_list_are_cut_with_a_warning():
+    authors = ", ".join(f"Author {n}" for n in range(1500))
+    details = (
+        f"<details>\n<summary>Author et al. (2025)</summary>\n\n- **Authors:** {authors}\n\n</details>\n\n"
+    )
+    doc = _parse("title: " + "word " * 3600, details)
+    assert len(doc.title) <= 1_001 and doc.title.endswith("…")
+    assert len(doc.authors) <= 5_010 and doc.authors.endswith("et al.")
+    assert [w.split(":")[0] for w in doc.warnings] == ["title", "authors"]
+
+
+def test_no_summary_of_the_corpus_gets_a_warning():
+    loaded = load_folder(CORPUS)
+    assert [(d.doc_id, d.warnings) for d in loaded.documents if d.warnings] == []
+
+
+def test_an_update_reports_each_warning_with_its_file(tmp_path, fake_embedder):
+    from qa.index.update import update_folder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "odd.md").write_text(
+        "---\ntitle: A study\ntags: 5\n---\n\n## Summary\n\nSome text.\n", encoding="utf-8"
+    )
+    index, report = update_folder(tmp_path / "index", docs, fake_embedder)
+    assert report.warnings == [f"{docs / 'odd.md'}: tags: expected a list of tags, got int '5'; ignored"]
+    assert "odd.md" in index.documents and report.added == ["odd.md"]

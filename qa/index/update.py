@@ -53,6 +53,7 @@ class UpdateReport:
     embedded_chunks: int = 0
     rebuilt_reason: str = ""
     problems: list[str] = field(default_factory=list)  # files skipped while reading, and why
+    warnings: list[str] = field(default_factory=list)  # "file: field: what was wrong", yet indexed
     files_read: int = 0  # summary files opened (unchanged ones are judged by size and mtime)
 
     @property
@@ -324,6 +325,7 @@ def _plan(
         loaded = _parse_unchanged(loaded)
         report.files_read = loaded.read
     current = {doc.doc_id: doc for doc in loaded.documents}
+    report.warnings = [f"{doc.path}: {warning}" for doc in loaded.documents for warning in doc.warnings]
     broken = {safe_text(p.path.name) for p in loaded.problems}
     guard_update(job.folder, loaded, index if index.documents else previous, broken, job.switch)
     known = index.documents

@@ -264,6 +264,8 @@ def refresh_index(
     )
     for problem in report.problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for refused in report.refused:
         print(f"warning: refused {refused}", file=sys.stderr)
     return index, report, embedder

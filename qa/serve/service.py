@@ -155,7 +155,7 @@ class Service:
                 compact=compact,
                 retry=self.retry,
             )
-            self.problems = [*report.problems, *(f"refused {r}" for r in report.refused)]
+            self.problems = [*report.problems, *(f"refused {r}" for r in report.refused), *report.warnings]
             self._seen = self._manifest_key()  # this process wrote it: no reload needed
             if index is not current:  # nothing changed: keep the warmed searcher
                 self.searcher = self.make_searcher(index)
