@@ -151,3 +151,62 @@ def test_an_edit_whose_mtime_was_put_back_is_still_indexed(tmp_path, fake_embedd
     index, report = update_folder(folder, docs, fake_embedder)
     assert report.changed == ["a.md"]
     assert any("harmed some" in c.text for c in index.chunks_of("a.md"))
+
+
+# --- editors' files (issue "Readers that never write…", point 6) ---------------------------
+
+
+def test_editor_temporary_and_hidden_files_are_not_summaries(tmp_path):
+    from qa.corpus.documents import summary_files
+
+    for name in ("real.md", "tmpk3j9x_2q.md", ".#real.md", ".real.md", "real.md~", "real.md.swp", "x.tmp"):
+        (tmp_path / name).write_text("---\ntitle: T\n---\n\n## Summary\n\nText.\n", encoding="utf-8")
+    assert [p.name for p in summary_files(tmp_path)] == ["real.md"]
+    assert list(load_folder(tmp_path).documents)[0].doc_id == "real.md"
+
+
+def test_the_watcher_reads_a_file_only_once_its_writer_has_finished(tmp_path, fake_embedder):
+    import threading
+    import time
+
+    from qa.search.types import SearchSettings
+    from qa.serve.service import Service
+    from tests.conftest import write_summary
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_summary(docs, "a.md", "Pacing", "Pacing helped.")
+    service = Service(
+        docs, tmp_path / "idx", fake_embedder, settings=SearchSettings(rerank="none", multilingual=False)
+    )
+    service.rebuild()
+    sections = [
+        f"## Part {n}\n\n" + f"Finding number {n} of the slow summary. " * 30 + "\n\n" for n in range(7)
+    ]
+    seen: set[int] = set()
+    stop = threading.Event()
+    thread = service.watch(stop)
+
+    def write_slowly() -> None:  # an editor or a copy writing in steps, 0.3 s apart
+        with (docs / "slow.md").open("w", encoding="utf-8") as f:
+            f.write("---\ntitle: A slowly written summary\n---\n\n")
+            for part in sections:
+                f.write(part)
+                f.flush()
+                time.sleep(0.3)
+
+    try:
+        time.sleep(0.5)  # let the watcher start
+        writer = threading.Thread(target=write_slowly)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (writer.is_alive() or 7 not in seen):
+            chunks = service.searcher.index.chunks_of("slow.md")
+            if chunks:
+                seen.add(len({c.section for c in chunks}))
+            time.sleep(0.01)
+        writer.join()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert seen == {7}, "every version served has all seven sections"

@@ -494,8 +494,18 @@ def _read(path: Path) -> bytes:
     return raw
 
 
+#: Names editors and tools give files that are not summaries: hidden files and lock files
+#: (".#a.md", ".a.md"), and Python's `tempfile` names ("tmpk3j9x_2q.md": written, then renamed).
+_NOT_A_SUMMARY = re.compile(r"^(?:\.|tmp[a-z0-9_]{8}\.)", re.I)
+
+
+def is_summary_name(name: str) -> bool:
+    """Whether a file name is a summary's: Markdown, and not an editor's temporary or hidden file."""
+    return name.lower().endswith(SUFFIXES) and not _NOT_A_SUMMARY.match(name)
+
+
 def _named_like_summary(path: Path) -> bool:
-    return path.suffix.lower() in SUFFIXES
+    return is_summary_name(path.name)
 
 
 def summary_files(folder: Path) -> list[Path]:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.corpus.documents import SUFFIXES, LoadResult, safe_text
+from qa.corpus.documents import LoadResult, is_summary_name, safe_text
 from qa.errors import IndexStateError
 from qa.index.files import MANIFEST, check_folder
 
@@ -30,7 +30,7 @@ def recorded_docs(index_dir: Path) -> Path | None:
 
 def _switch_refusal(index_dir: Path, recorded: Path, docs: Path, indexed: dict) -> IndexStateError:
     try:
-        present = {safe_text(p.name) for p in docs.iterdir() if p.suffix.lower() in SUFFIXES}
+        present = {safe_text(p.name) for p in docs.iterdir() if is_summary_name(p.name)}
     except OSError:
         present = set()
     lost = len(set(indexed) - present)

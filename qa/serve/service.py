@@ -10,7 +10,7 @@ from pathlib import Path
 
 from qa.config import DEFAULT_K
 from qa.corpus.chunking import sections
-from qa.corpus.documents import SUFFIXES, Citation, Document, load_document, safe_text
+from qa.corpus.documents import Citation, Document, is_summary_name, load_document, safe_text
 from qa.errors import DocumentError, QAError
 from qa.index.files import MANIFEST
 from qa.index.store import Index, follow_index
@@ -168,7 +168,7 @@ class Service:
         from watchfiles import watch
 
         def is_summary(_change, path: str) -> bool:
-            return path.lower().endswith(SUFFIXES)
+            return is_summary_name(Path(path).name)
 
         def loop() -> None:
             while not stop.is_set():
@@ -176,6 +176,7 @@ class Service:
                     for changes in watch(
                         self.docs, watch_filter=is_summary, stop_event=stop, recursive=False
                     ):
+                        settle([Path(p) for _, p in changes], stop)
                         report = self.rebuild()
                         names = ", ".join(sorted(safe_text(Path(p).name) for _, p in changes))
                         print(f"index updated after changes to {names}: {report.summary()}", flush=True)
@@ -209,6 +210,35 @@ class Service:
             last_rebuild=last,
             problems=tuple(self.problems),
         )
+
+
+#: A changed file is read once its size and modification time held still this long: an editor
+#: or a copy writing it in several steps is not caught half-way (1 of 7 passages was served).
+SETTLE_SECONDS = 1.0
+#: ... but never waited for longer than this (a file written to forever, a log).
+SETTLE_LIMIT = 30.0
+
+
+def settle(paths: list[Path], stop: threading.Event | None = None, quiet: float = SETTLE_SECONDS) -> None:
+    """Wait until none of `paths` has changed (size, modification time) for `quiet` seconds."""
+    stop = stop or threading.Event()
+
+    def state() -> list[tuple[int, int] | None]:
+        out = []
+        for path in paths:
+            try:
+                info = path.stat()
+                out.append((info.st_size, info.st_mtime_ns))
+            except OSError:  # removed, or renamed away: nothing to wait for
+                out.append(None)
+        return out
+
+    deadline, last = time.monotonic() + SETTLE_LIMIT, state()
+    while time.monotonic() < deadline and not stop.wait(quiet):
+        now = state()
+        if now == last:
+            return
+        last = now
 
 
 @dataclass(frozen=True)
