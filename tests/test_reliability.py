@@ -208,10 +208,11 @@ def test_kill_9_during_a_rebuild_keeps_the_old_answers_and_the_next_run_cleans_u
             target = index / path.name.replace(f"-{live}", f"-{orphan}")
             (shutil.copytree if path.is_dir() else shutil.copy)(path, target)
     (index / ".manifest-crash.tmp").write_text('{"generation": ')
+    (index / ".multilingual-crash.tmp").write_bytes(b"half a faiss file")
 
     assert main(["index", "--index", str(index), "--quiet"]) == 0
     manifest = json.loads((index / MANIFEST).read_text())
-    assert not list(index.glob(".manifest-*.tmp"))
+    assert not list(index.glob(".manifest-*.tmp")) and not list(index.glob(".multilingual-*.tmp"))
     assert manifest["previous_generation"] == live  # the previous *live* one is kept
     assert _generations(index) == {manifest["generation"], live}
     assert len(open_index(index, embedder).documents) == len(GOOD_CORPUS) + len(MORE_CORPUS)
@@ -286,39 +287,43 @@ def test_a_full_disk_is_rolled_back_named_and_the_retry_embeds_nothing_again(tmp
             subprocess.run(["umount", str(disk)], capture_output=True)
 
 
-def test_watched_server_keeps_answering_while_bad_files_land(tmp_path, embedder):
-    from gradio_client import Client
-
-    docs, index = _indexed_folder(tmp_path)
+def _serve(tmp_path: Path, args: list[str]) -> tuple[subprocess.Popen, int]:
+    """`qa serve ARGS` on a free port, its output in tmp_path/serve.log."""
     port = free_port()
     log = (tmp_path / "serve.log").open("w+")
-    # No --docs: the server follows the folder the index records (issue 12).
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qa.serve.cli",
-            "serve",
-            "--watch",
-            "--index",
-            str(index),
-            "--port",
-            str(port),
-        ],
+        [sys.executable, "-m", "qa.serve.cli", "serve", *args, "--port", str(port)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    return server, port
+
+
+def _client(server: subprocess.Popen, port: int, tmp_path: Path):  # noqa: ANN202
+    """A gradio_client of the server, once it answers (the test fails if the server dies first)."""
+    from gradio_client import Client
+
+    client = None
+    deadline = time.monotonic() + 120
+    while client is None and time.monotonic() < deadline:
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()
+        with suppress(Exception):
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        time.sleep(0.5)
+    assert client is not None, (tmp_path / "serve.log").read_text()
+    return client
+
+
+def test_watched_server_keeps_answering_while_bad_files_land(tmp_path, embedder):
+    from gradio_client import Client
+
+    docs, index = _indexed_folder(tmp_path)
+    # No --docs: the server follows the folder the index records (issue 12).
+    server, port = _serve(tmp_path, ["--watch", "--index", str(index)])
     try:
-        client = None
-        deadline = time.monotonic() + 120
-        while client is None and time.monotonic() < deadline:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            with suppress(Exception):
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            time.sleep(0.5)
-        assert client is not None
+        client = _client(server, port, tmp_path)
         assert f"{len(GOOD_CORPUS)} summaries" in (tmp_path / "serve.log").read_text()
 
         errors: list[str] = []
@@ -360,3 +365,63 @@ def test_watched_server_keeps_answering_while_bad_files_land(tmp_path, embedder)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --- readers never write into the index folder (issue "Readers that never write…", point 1) ----
+
+
+def _read_only(folder: Path):  # noqa: ANN202
+    """Make `folder` read-only for this process: a read-only bind mount where we may mount (root
+    ignores permission bits), else its permission bits. Returns the undo."""
+    if os.geteuid() == 0:
+        bound = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        if bound.returncode != 0:
+            pytest.skip("root without mount: a read-only folder cannot be made here")
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True).returncode:
+            subprocess.run(["umount", str(folder)], capture_output=True)
+            pytest.skip("a read-only bind mount is not allowed here")
+        return lambda: subprocess.run(["umount", str(folder)], capture_output=True)
+    mode = folder.stat().st_mode
+    folder.chmod(0o555)
+    return lambda: folder.chmod(mode)
+
+
+def test_readers_answer_from_a_read_only_index_folder_and_write_nothing_there(tmp_path):
+
+    _, index = _indexed_folder(tmp_path)
+    before = sorted(p.name for p in index.iterdir())
+    undo = _read_only(index)
+    server = None
+    try:
+        with pytest.raises(OSError):
+            (index / "probe").write_text("x")  # the folder really is read-only
+        for question in ("fatigue after exertion", "Hilft Pacing bei Erschöpfung?"):
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "qa.serve.cli",
+                    "ask",
+                    question,
+                    "--index",
+                    str(index),
+                    "--local",
+                    "--json",
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout)["studies"], question
+        server, port = _serve(tmp_path, ["--no-update", "--index", str(index)])
+        client = _client(server, port, tmp_path)
+        assert client.predict("Hilft Pacing bei Erschöpfung?", api_name="/ask")["studies"]
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        undo()
+    assert sorted(p.name for p in index.iterdir()) == before

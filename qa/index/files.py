@@ -26,7 +26,8 @@ MANIFEST = "manifest.json"
 GENERATION_FILE = re.compile(r"^(?:vectors|chunks|keywords|studies|sentences|delta)-(\d+)")
 
 
-_TEMP = re.compile(r"^\.manifest-.*\.tmp$")
+#: Temp files a crash or a full disk can leave: the manifest's, and the multilingual stage's.
+_TEMP = re.compile(r"^\.(?:manifest|multilingual)-.*\.tmp$")
 
 
 # Files are written with the process's usual mode (0644 under the common umask 022); mkstemp
@@ -132,7 +133,7 @@ def remove_generations(folder: Path, keep: set[int | None] | set[int]) -> None:
 
 
 def clean_leftovers(folder: Path, manifest: dict | None = None) -> None:
-    """Remove what a crash left: manifest temp files and generations the manifest does not name.
+    """Remove what a crash left: temp files and generations the manifest does not name.
 
     Only a writer calls this (under the writer lock), so no save is under way meanwhile.
     `manifest`: the live manifest when the caller has just read it (it is 10 MB at 30k summaries).

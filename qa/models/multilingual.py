@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -224,15 +225,18 @@ class MultilingualRetriever:
         """Write the vectors and a note of the model into `folder`, each file replaced atomically."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".multilingual-", suffix=".tmp")
-        os.close(fd)
-        self.store.save(Path(tmp))
-        os.replace(tmp, folder / VECTORS_FILE)
         meta = {"model": MODEL_NAME, "dimension": self.dimension, "section": SECTION}
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".multilingual-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh)
-        os.replace(tmp, folder / META_FILE)
+        for name, write in (
+            (VECTORS_FILE, lambda tmp: self.store.save(tmp)),
+            (META_FILE, lambda tmp: tmp.write_text(json.dumps(meta), encoding="utf-8")),
+        ):
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".multilingual-", suffix=".tmp")
+            os.close(fd)
+            try:
+                write(Path(tmp))
+                os.replace(tmp, folder / name)
+            finally:  # a full disk must not leave temp files behind
+                Path(tmp).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, folder: Path, model: object | None = None) -> MultilingualRetriever:
@@ -274,10 +278,50 @@ class MultilingualStage:
         return self.retriever.search(text, n)
 
 
-def open_stage(index_folder: Path, chunks: Mapping[int, object]) -> MultilingualStage:
-    """The stage for an index: vectors read from its folder, brought up to date and saved."""
+class LazyStage:
+    """The stage, opened on the first question that needs it (a reader: an English question never
+    pays for embedding what changed since the writer last saved the vectors)."""
+
+    name = "multilingual"
+
+    def __init__(self, opener: Callable[[], MultilingualStage]) -> None:
+        self._opener, self._stage, self._lock = opener, None, threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """Whether it has been opened."""
+        return self._stage is not None
+
+    @property
+    def retriever(self) -> MultilingualRetriever:
+        """The opened stage's retriever (opening it now if needed)."""
+        return self._open().retriever
+
+    def _open(self) -> MultilingualStage:
+        with self._lock:
+            if self._stage is None:
+                self._stage = self._opener()
+            return self._stage
+
+    def retrieve(self, text: str, n: int) -> list[tuple[int, float]]:
+        """The `n` best chunk ids for a question in any served language."""
+        return self._open().retrieve(text, n)
+
+
+def open_stage(index_folder: Path, chunks: Mapping[int, object], save: bool = True) -> MultilingualStage:
+    """The stage for an index: vectors read from its folder, brought up to date and, when `save`
+    (a writer; a reader never writes into the index folder), saved."""
     retriever = MultilingualRetriever.load(index_folder)
     added, removed = retriever.sync(chunks)
-    if added or removed:
-        retriever.save(index_folder)
+    if save and (added or removed):
+        save_quietly(retriever, index_folder)
     return MultilingualStage(retriever)
+
+
+def save_quietly(retriever: MultilingualRetriever, folder: Path) -> None:
+    """Save the stage's vectors; when the folder cannot take them (full, read-only), say so and
+    keep them in memory: they are embedded again on the next open."""
+    try:
+        retriever.save(folder)
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        print(f"warning: could not save the multilingual vectors in {folder} ({exc})", file=sys.stderr)

@@ -244,5 +244,8 @@ def serve(
         prevent_thread_lock=True,
         **LAUNCH_OPTIONS,
     )
-    remote.announce(service.index_dir, host, demo.server_port or port, service.settings.rerank)
+    try:  # without it `qa ask` searches in its own process: slower, still right
+        remote.announce(service.index_dir, host, demo.server_port or port, service.settings.rerank)
+    except OSError as exc:
+        print(f"warning: could not note this server for `qa ask` ({exc})", flush=True)
     demo.block_thread()

@@ -342,7 +342,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     else:
         embedder = query_embedder(args.model)  # numpy for the bundled model: no torch to import
         index = open_index(args.index, embedder)
-    searcher = open_searcher(index, embedder, SearchSettings(mode=args.mode, rerank=args.rerank))
+    searcher = open_searcher(
+        index, embedder, SearchSettings(mode=args.mode, rerank=args.rerank), writes=args.docs is not None
+    )
     answer = searcher.search(args.question, k=args.k, filters=filters, mode=args.mode)
     from qa.present.highlight import highlight_answer
 

@@ -1,7 +1,8 @@
 """Where `qa serve` listens, and asking it: a running server answers `qa ask` in milliseconds.
 
-Each server writes `.serving-<pid>.json` into its index folder once it listens (removed when it
-stops). `qa ask` reads those files, skips servers whose process is gone, and calls the first one
+Each server writes `.serving-<key>-<pid>.json` once it listens (removed when it stops), where
+<key> names its index folder, into a runtime folder of this user (`$XDG_RUNTIME_DIR` or the
+temp folder): never into the index folder, which a reader may only read (a read-only mount). `qa ask` reads those files, skips servers whose process is gone, and calls the first one
 that answers through Gradio's HTTP API (`/gradio_api/call/ask`). Only the standard library is
 imported here (urllib, json): importing an HTTP client, torch or the search stack would cost
 more than the question.
@@ -10,10 +11,12 @@ more than the question.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -26,10 +29,23 @@ CONNECT_TIMEOUT = 3.0
 ANSWER_TIMEOUT = 30.0
 
 
+def runtime_folder() -> Path:
+    """This user's folder for server files (created private on first use)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    folder = Path(base) / f"summary-qa-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def _key(index_dir: Path) -> str:
+    """A short name for an index folder (its resolved path hashed)."""
+    return hashlib.sha256(str(Path(index_dir).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 def announce(index_dir: Path, host: str, port: int, rerank: str) -> Path:
-    """Write this process's server file into `index_dir`; it is removed at exit."""
+    """Write this process's server file for `index_dir` into the runtime folder; removed at exit."""
     address = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    path = index_dir / f"{PREFIX}{os.getpid()}.json"
+    path = runtime_folder() / f"{PREFIX}{_key(index_dir)}-{os.getpid()}.json"
     info = {"pid": os.getpid(), "url": f"http://{address}:{port}/", "rerank": rerank}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))
@@ -45,7 +61,7 @@ def servers(index_dir: Path) -> list[dict]:
     """The servers that say they answer from `index_dir` and whose process is alive."""
     found = []
     try:
-        paths = sorted(index_dir.glob(f"{PREFIX}*.json"))
+        paths = sorted(runtime_folder().glob(f"{PREFIX}{_key(index_dir)}-*.json"))
     except OSError:
         return []
     for path in paths:

@@ -42,6 +42,9 @@ class Service:
     _reloading: threading.Lock = field(default_factory=threading.Lock)
     #: What a failed update embedded, reused by the next try (the watcher, the Rebuild button).
     retry: RetryCache = field(default_factory=RetryCache)
+    #: Whether this process may write into the index folder. A reader (`--no-update`) never
+    #: does: the folder may be a read-only mount; derived data it needs stays in memory.
+    writes: bool = True
 
     def ask(self, question: str, filters: Filters = Filters(), k: int = DEFAULT_K) -> Answer:
         """Search with the current index (reloaded in the background when another process updates it)."""
@@ -57,8 +60,8 @@ class Service:
         old = self.searcher
         change = index.change_from(old.index) if old is not None else index.change_from(index)
         if old is not None and change is not None:
-            return _updated_searcher(old, index, change, self.embedder, self.settings)
-        searcher = open_searcher(index, self.embedder, self.settings)
+            return _updated_searcher(old, index, change, self.embedder, self.settings, self.writes)
+        searcher = open_searcher(index, self.embedder, self.settings, writes=self.writes)
         searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
         return searcher
 
@@ -255,24 +258,38 @@ class IndexStatus:
     problems: tuple[str, ...] = ()
 
 
-def open_searcher(index: Index, embedder: Embedder, settings: SearchSettings | None = None) -> Searcher:
+def open_searcher(
+    index: Index, embedder: Embedder, settings: SearchSettings | None = None, writes: bool = True
+) -> Searcher:
     """A `Searcher` with every stage the settings ask for, for the app, the CLI, eval and bench.
 
     The multilingual stage keeps its own vectors in the index folder; the first open embeds the
     summaries' titles and Summary sections once (about a minute for 317), later opens only what
-    changed.
+    changed. A reader (`writes=False`) never writes them: it opens the stage on the first
+    question in another language and keeps what it embeds in memory.
     """
     settings = settings or SearchSettings()
     searcher = Searcher(index, embedder, settings)
     if settings.multilingual:
-        from qa.models.multilingual import open_stage
+        from qa.models.multilingual import LazyStage, open_stage
 
-        searcher.add_retriever(MULTILINGUAL, open_stage(index.folder, index.chunks))
+        if writes:
+            searcher.add_retriever(MULTILINGUAL, open_stage(index.folder, index.chunks))
+        else:
+            chunks = index.chunks
+            searcher.add_retriever(
+                MULTILINGUAL, LazyStage(lambda: open_stage(index.folder, chunks, save=False))
+            )
     return searcher
 
 
 def _updated_searcher(
-    old: Searcher, index: Index, change: tuple[list, list], embedder: Embedder, settings: SearchSettings
+    old: Searcher,
+    index: Index,
+    change: tuple[list, list],
+    embedder: Embedder,
+    settings: SearchSettings,
+    writes: bool = True,
 ) -> Searcher:
     """A searcher over `index`, an update of `old.index`: its vocabulary and stages updated by `change`.
 
@@ -284,24 +301,36 @@ def _updated_searcher(
     )
     searcher = Searcher(index, embedder, settings, reranker=old.reranker, vocabulary=vocabulary)
     if settings.multilingual:
-        from qa.models.multilingual import open_stage
+        from qa.models.multilingual import LazyStage
 
         stage = old.retriever(MULTILINGUAL)
-        searcher.add_retriever(
-            MULTILINGUAL,
-            _updated_stage(stage, index, removed, added) if stage else open_stage(index.folder, index.chunks),
-        )
+        if stage is None or (isinstance(stage, LazyStage) and not stage.ready):
+            return _add_stage(searcher, index, writes)
+        searcher.add_retriever(MULTILINGUAL, _updated_stage(stage, index, removed, added, writes))
     return searcher
 
 
-def _updated_stage(stage, index: Index, removed: list, added: list):  # noqa: ANN001, ANN202
-    """A copy of the multilingual stage with the changed passages re-embedded, saved beside the index."""
-    from qa.models.multilingual import MultilingualStage, chosen_texts
+def _add_stage(searcher: Searcher, index: Index, writes: bool) -> Searcher:
+    """Register the multilingual stage of `index`: opened now by a writer, on first use by a reader."""
+    from qa.models.multilingual import LazyStage, open_stage
+
+    if writes:
+        searcher.add_retriever(MULTILINGUAL, open_stage(index.folder, index.chunks))
+    else:
+        chunks = index.chunks
+        searcher.add_retriever(MULTILINGUAL, LazyStage(lambda: open_stage(index.folder, chunks, save=False)))
+    return searcher
+
+
+def _updated_stage(stage, index: Index, removed: list, added: list, writes: bool = True):  # noqa: ANN001, ANN202
+    """A copy of the multilingual stage with the changed passages re-embedded, saved beside the
+    index by a writer."""
+    from qa.models.multilingual import MultilingualStage, chosen_texts, save_quietly
 
     retriever = stage.retriever.copy()
     retriever.remove([cid for cid, _ in removed])
-    if retriever.add(chosen_texts(dict(added))) or removed:
-        retriever.save(index.folder)
+    if (retriever.add(chosen_texts(dict(added))) or removed) and writes:
+        save_quietly(retriever, index.folder)
     return MultilingualStage(retriever)
 
 
@@ -320,7 +349,7 @@ def make_service(
     """
     exists = (index_dir / MANIFEST).exists()
     embedder = query_embedder(model) if exists else get_embedder(model)
-    service = Service(docs, index_dir, embedder, settings=settings or SearchSettings())
+    service = Service(docs, index_dir, embedder, settings=settings or SearchSettings(), writes=update)
     if update:
         service.rebuild(progress)
     else:
