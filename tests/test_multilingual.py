@@ -279,3 +279,21 @@ def test_open_stage_embeds_once_then_reads_the_saved_vectors(small_chunks, tmp_p
     assert again.name == "multilingual"
     hits = again.retrieve("Ist eine Operation unter Vollnarkose riskant?", 2)
     assert small_chunks[hits[0][0]].doc_id == FILES["surgery"]
+
+
+def test_a_writer_that_cannot_save_the_stage_says_so_and_leaves_no_temp_file(tmp_path, capsys):
+    import errno
+    import types
+
+    from qa.models.multilingual import MultilingualRetriever, save_quietly
+
+    retriever = MultilingualRetriever(model=types.SimpleNamespace(dim=4))
+
+    def full(path):
+        path.write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    retriever.store.save = full
+    save_quietly(retriever, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert "could not save the multilingual vectors" in capsys.readouterr().err
