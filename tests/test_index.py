@@ -231,3 +231,15 @@ def test_removing_more_than_half_of_the_summaries_needs_switch_docs(docs, tmp_pa
     assert len(Index.load(folder).documents) == 3
     index, report = update_index(folder, load_folder(docs), embedder, switch_docs=True)
     assert sorted(report.removed) == sorted(p.name for p in gone) and set(index.documents) == {"seed.md"}
+
+
+def test_the_room_to_free_is_said_in_kilobytes_when_under_a_megabyte():
+    from qa.index.files import size_text
+
+    assert [size_text(n) for n in (1, 256_000, 999_999, 1_000_001, 3_200_000)] == [
+        "1 KB",
+        "256 KB",
+        "1000 KB",
+        "2 MB",
+        "4 MB",
+    ]

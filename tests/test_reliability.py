@@ -264,7 +264,7 @@ def test_a_full_disk_is_rolled_back_named_and_the_retry_embeds_nothing_again(tmp
 
         retry = RetryCache()  # what the service keeps between its tries
         with pytest.raises(
-            IndexStateError, match=r"^the disk is full: free \d+ MB in " + re.escape(str(index.resolve()))
+            IndexStateError, match=r"^the disk is full: free \d+ [KM]B in " + re.escape(str(index.resolve()))
         ):
             update_index(index, load_folder(docs), embedder, retry=retry)
         assert sum(encoded) > 0

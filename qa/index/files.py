@@ -102,15 +102,22 @@ def remove_file(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def size_text(size: int) -> str:
+    """A byte count rounded up for people: "256 KB", "3 MB" (a full disk once asked for 1 MB when
+    256 KB sufficed)."""
+    if size < 1_000_000:
+        return f"{max(1, math.ceil(size / 1000))} KB"
+    return f"{math.ceil(size / 1e6)} MB"
+
+
 def write_error(folder: Path, exc: OSError, needed: int) -> IndexStateError:
     """A plain message for a failed index write, with the room to free when the disk is full."""
     where = safe_text(str(folder.resolve()))
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         free = shutil.disk_usage(folder).free
-        short = max(1, math.ceil((needed - free) / 1e6))
         return IndexStateError(
-            f"the disk is full: free {short} MB in {where} (the new index files need about "
-            f"{math.ceil(needed / 1e6)} MB), then run again; the previous index is unchanged"
+            f"the disk is full: free {size_text(max(needed - free, 1))} in {where} (the new index files "
+            f"need about {size_text(needed)}), then run again; the previous index is unchanged"
         )
     return IndexStateError(
         f"could not write the index in {where} ({exc.strerror or exc}); the previous index is unchanged"
