@@ -475,3 +475,19 @@ def test_an_update_reports_each_warning_with_its_file(tmp_path, fake_embedder):
     index, report = update_folder(tmp_path / "index", docs, fake_embedder)
     assert report.warnings == [f"{docs / 'odd.md'}: tags: expected a list of tags, got int '5'; ignored"]
     assert "odd.md" in index.documents and report.added == ["odd.md"]
+
+
+def test_a_summary_moved_into_a_subfolder_is_named_as_moved_not_just_removed(tmp_path, fake_embedder):
+    from qa.index.update import update_folder
+    from tests.conftest import write_summary
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_summary(docs, "a.md", "Pacing", "Pacing helped.")
+    write_summary(docs, "b.md", "Tilt", "Blood flow fell.")
+    update_folder(tmp_path / "index", docs, fake_embedder)
+    (docs / "archive").mkdir()
+    (docs / "a.md").rename(docs / "archive" / "a.md")
+    _, report = update_folder(tmp_path / "index", docs, fake_embedder)
+    assert report.removed == ["a.md"] and report.moved == ["a.md → archive/a.md"]
+    assert "moved into a subfolder, which is not read: a.md → archive/a.md" in report.summary()

@@ -54,6 +54,8 @@ class UpdateReport:
     rebuilt_reason: str = ""
     problems: list[str] = field(default_factory=list)  # files skipped while reading, and why
     warnings: list[str] = field(default_factory=list)  # "file: field: what was wrong", yet indexed
+    #: Removed summaries now found in a subfolder (which is not read): "name → sub/name".
+    moved: list[str] = field(default_factory=list)
     files_read: int = 0  # summary files opened (unchanged ones are judged by size and mtime)
 
     @property
@@ -69,6 +71,8 @@ class UpdateReport:
         )
         if self.kept_broken:
             text += f"; {len(self.kept_broken)} unreadable file(s) kept at their last good version"
+        if self.moved:
+            text += f"; moved into a subfolder, which is not read: {', '.join(self.moved)}"
         if self.refused:
             text += f"; refused {'; '.join(self.refused)}"
         return text
@@ -347,7 +351,19 @@ def _plan(
         if (doc_id in current or doc_id in loaded.unchanged) and doc_id not in broken:
             continue
         (report.kept_broken if doc_id in broken else report.removed).append(doc_id)
+    report.moved = _moved_into_subfolders(loaded.folder, report.removed)
     return _Plan(loaded, todo, broken, stats_moved)
+
+
+def _moved_into_subfolders(folder: Path | None, removed: list[str]) -> list[str]:
+    """Removed summaries whose file now sits in a subfolder of `folder` (subfolders are not read)."""
+    if folder is None or not removed:
+        return []
+    try:
+        subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+    return [f"{name} → {sub.name}/{name}" for name in removed for sub in subfolders if (sub / name).is_file()]
 
 
 def _remove(index: Index, report: UpdateReport) -> tuple[list[int], list[tuple[int, Chunk]]]:
