@@ -54,7 +54,7 @@ def _rows(path: Path) -> list[dict]:
 
 def cases(index: Index) -> list[dict]:
     """Every (question, left-out summaries, label, set) to search."""
-    study = {c.doc_id: study_key(c) for c in index.chunks.values()}
+    study = {c.doc_id: study_key(c, index.documents) for c in index.chunks.values()}
     files: dict[str, set[str]] = {}
     for doc_id, key in study.items():
         files.setdefault(key, set()).add(doc_id)

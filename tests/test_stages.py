@@ -104,3 +104,16 @@ def test_the_pipeline_runs_its_stages_with_a_fake_embedder(three_studies, fake_e
     long = searcher.search("My story goes on and on. " * 20 + "Does pacing reduce crashes?", k=1)
     assert long.cut == "Does pacing reduce crashes?" and long.studies[0].doc_id == "pacing.md"
     assert searcher.search("🤒😴", k=2).studies == ()
+
+
+def test_the_same_file_under_two_names_is_one_study_shown_once(three_studies, fake_embedder, tmp_path):
+    from qa.index.update import update_folder
+
+    docs = tmp_path / "docs"
+    (docs / "ldn copy.md").write_bytes((docs / "ldn.md").read_bytes())
+    index, _ = update_folder(tmp_path / "index", docs, fake_embedder)
+    searcher = Searcher(index, fake_embedder, SearchSettings(rerank="none", multilingual=False))
+    studies = searcher.search("Does naltrexone ease pain?", k=3).studies
+    files = [s.doc_id for s in studies] + [name for s in studies for name in s.also]
+    assert sorted(files).count("ldn.md") + sorted(files).count("ldn copy.md") == 2
+    assert {s.doc_id for s in studies} & {"ldn.md", "ldn copy.md"} != {"ldn.md", "ldn copy.md"}

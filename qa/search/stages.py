@@ -89,10 +89,14 @@ class StudyGroup:
     reranked: bool = False
 
 
-def study_key(chunk: Chunk) -> str:
-    """One key per study: its DOI when it has one (two files, one study), else its file."""
+def study_key(chunk: Chunk, documents: dict | None = None) -> str:
+    """One key per study: its DOI when it has one (two files, one study), else its content (the
+    same file saved under two names is one study), else its file."""
     doi = chunk.citation.doi.lower().rstrip(".")
-    return f"doi:{doi}" if doi else chunk.doc_id
+    if doi:
+        return f"doi:{doi}"
+    content = (documents or {}).get(chunk.doc_id, {}).get("hash")
+    return f"hash:{content}" if content else chunk.doc_id
 
 
 def group_by_study(passages: list[Passage], index: Index, text: str, whole: bool) -> list[StudyGroup]:
@@ -102,8 +106,9 @@ def group_by_study(passages: list[Passage], index: Index, text: str, whole: bool
     passage (measured on the dev questions and NFCorpus dev, see bench/).
     """
     studies: dict[str, StudyGroup] = {}
+    documents = index.documents if index is not None else None
     for passage in passages:
-        key = study_key(passage.chunk)
+        key = study_key(passage.chunk, documents)
         study = studies.setdefault(key, StudyGroup(key, [], [], passage.score))
         study.passages.append(passage)
         if passage.chunk.doc_id not in study.files:
