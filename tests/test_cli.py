@@ -109,3 +109,27 @@ def test_index_writes_a_small_change_as_a_delta_and_compact_folds_it(tmp_path, c
     assert main(["ask", "zorblatine", "--index", str(index), "--local", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["studies"][0]["doc_id"] == changed.name
+
+
+@pytest.mark.slow
+def test_an_update_with_few_changes_never_loads_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    source = next(CORPUS.glob("2025-09-23_Relationships_Between_Fatigue*"))
+    shutil.copy(source, docs / source.name)
+    index = str(tmp_path / "idx")
+    assert main(["index", "--docs", str(docs), "--index", index, "--quiet"]) == 0  # a first build: torch
+    shutil.copy(next(SEEDS.glob("*.md")), docs / "seed.md")
+    probe = (
+        "import sys; from qa.serve.cli import main; "
+        f"code = main(['index', '--index', {index!r}, '--quiet']); "
+        "print('TORCH', 'torch' in sys.modules, code)"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "1 added, 0 changed, 0 removed, 1 unchanged" in run.stdout, run.stderr
+    assert "TORCH False 0" in run.stdout, run.stderr

@@ -150,3 +150,58 @@ def query_embedder(model: str = "") -> Embedder:
     from qa.models.embedding import get_embedder
 
     return get_embedder(model)
+
+
+#: Texts an update embeds in numpy before it loads sentence-transformers. Importing torch takes
+#: about 6 s, which a `qa index` with nothing or a few summaries changed does not need; a build
+#: of thousands of passages goes faster on torch.
+FEW_TEXTS = 256
+
+
+class UpdateEmbedder:
+    """The embedder of an index update: numpy for the first few texts, sentence-transformers
+    (loaded then) once more come; both give the same vectors (see the module's docstring)."""
+
+    def __init__(self, model: str = "") -> None:
+        self._light, self._model, self._full, self._seen = light_embedder(), model, None, 0
+        self.name, self.dimension = self._light.name, self._light.dimension
+        self.max_tokens = self._light.max_tokens
+
+    @property
+    def loaded_full(self) -> bool:
+        """Whether sentence-transformers was loaded (more than a few texts came)."""
+        return self._full is not None
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Unit vectors of `texts`, in numpy while few have come, else with sentence-transformers."""
+        self._seen += len(texts)
+        if self._full is None and self._seen > FEW_TEXTS:
+            from qa.models.embedding import get_embedder
+
+            self._full = get_embedder(self._model)
+        return (self._full or self._light).encode(texts, progress=progress)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """A question's vector (numpy)."""
+        return self._light.encode_query(text)
+
+    def forget_queries(self) -> None:
+        """Drop cached question vectors."""
+        self._light.forget_queries()
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees for `text` (the same tokenizer either way)."""
+        return self._light.count_tokens(text)
+
+    def is_common_word(self, word: str) -> bool:
+        """Whether the vocabulary holds `word` as one piece."""
+        return self._light.is_common_word(word)
+
+
+def update_embedder(model: str = "") -> Embedder:
+    """The embedder `qa index` updates with: `UpdateEmbedder` for the bundled model, else the full one."""
+    if not model and light_queries():
+        return UpdateEmbedder()
+    from qa.models.embedding import get_embedder
+
+    return get_embedder(model)
