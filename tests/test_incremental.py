@@ -210,3 +210,32 @@ def test_the_watcher_reads_a_file_only_once_its_writer_has_finished(tmp_path, fa
         stop.set()
         thread.join(timeout=10)
     assert seen == {7}, "every version served has all seven sections"
+
+
+def test_a_reader_loads_another_processs_update_without_waiting_for_a_question(tmp_path, fake_embedder):
+    import threading
+    import time
+
+    from qa.search.types import SearchSettings
+    from qa.serve.service import Service
+    from tests.conftest import write_summary
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_summary(docs, "a.md", "Pacing", "Pacing helped.")
+    settings = SearchSettings(rerank="none", multilingual=False)
+    writer = Service(docs, tmp_path / "idx", fake_embedder, settings=settings)
+    writer.rebuild()
+    reader = Service(docs, tmp_path / "idx", fake_embedder, settings=settings, writes=False)
+    reader.open()
+    stop = threading.Event()
+    reader.follow_in_background(stop, every=0.1)
+    try:
+        write_summary(docs, "b.md", "Tilt", "Blood flow fell.")
+        writer.rebuild()
+        deadline = time.monotonic() + 10
+        while "b.md" not in reader.searcher.index.documents and time.monotonic() < deadline:
+            time.sleep(0.05)  # no question is asked meanwhile
+    finally:
+        stop.set()
+    assert set(reader.searcher.index.documents) == {"a.md", "b.md"}

@@ -227,7 +227,8 @@ def serve(
     """Serve the app until interrupted (loopback by default, never a share link).
 
     With `mcp`, the `/ask` endpoint is also an MCP tool for AI assistants (needs gradio[mcp]);
-    with `watch`, the index follows changes to the summaries folder; with `operator`, the page
+    with `watch`, the index follows changes to the summaries folder (and always an update another
+    process writes, checked twice a second); with `operator`, the page
     offers Rebuild (and `/rebuild` answers), which visitors otherwise cannot reach. Once it
     listens, the server says so in its index folder, so `qa ask` can ask it (qa/serve/remote.py).
     """
@@ -235,6 +236,7 @@ def serve(
 
     if watch:
         service.watch(threading.Event())
+    service.follow_in_background(threading.Event())  # `qa index` or another server's updates
     demo = queued(build_app(service, operator=operator), concurrency)
     demo.launch(
         server_name=host,

@@ -22,6 +22,9 @@ from qa.search.pipeline import Searcher, vocabulary_text
 from qa.search.stages import MULTILINGUAL
 from qa.search.types import Answer, Filters, SearchSettings
 
+#: How often a server looks for an index another process updated (one `stat` of the manifest).
+FOLLOW_SECONDS = 0.5
+
 
 @dataclass
 class Service:
@@ -84,6 +87,23 @@ class Service:
         if not key or key == self._seen or not self._reloading.acquire(blocking=False):
             return
         threading.Thread(target=self._reload, args=(key,), name="qa-reload", daemon=True).start()
+
+    def follow_in_background(self, stop: threading.Event, every: float = FOLLOW_SECONDS) -> threading.Thread:
+        """Check for another process's update every `every` seconds, not only when a question
+        comes: the first question after a switch is then answered from the new index."""
+
+        def loop() -> None:
+            while not stop.wait(every):
+                try:
+                    self.check_for_update()
+                except Exception as exc:  # keep following: the next check may succeed
+                    print(
+                        f"warning: could not check for an updated index ({safe_text(str(exc))})", flush=True
+                    )
+
+        thread = threading.Thread(target=loop, name="qa-follow", daemon=True)
+        thread.start()
+        return thread
 
     def _reload(self, key: tuple) -> None:
         try:
