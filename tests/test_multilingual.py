@@ -297,3 +297,42 @@ def test_a_writer_that_cannot_save_the_stage_says_so_and_leaves_no_temp_file(tmp
     save_quietly(retriever, tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert "could not save the multilingual vectors" in capsys.readouterr().err
+
+
+def test_the_multilingual_stage_does_not_block_english_answers(tmp_path, fake_embedder, monkeypatch):
+    import threading
+
+    import qa.models.multilingual as multilingual
+    from qa.present.view import answer_view, view_to_dict
+    from qa.search.types import SearchSettings
+    from qa.serve.service import Service
+    from tests.conftest import write_summary
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_summary(
+        docs, "pacing.md", "Pacing and energy envelopes", "Pacing reduced crashes in 40 of 50 people."
+    )
+    release = threading.Event()
+
+    class Stage:  # answers with every passage, once multilingual-e5 "has embedded" (released)
+        def retrieve(self, text, n):
+            return [(cid, 0.9) for cid in service.searcher.index.chunks][:n]
+
+    def slow_open(folder, chunks, save=True):
+        assert release.wait(30)
+        return Stage()
+
+    monkeypatch.setattr(multilingual, "open_stage", slow_open)
+    service = Service(docs, tmp_path / "idx", fake_embedder, settings=SearchSettings(rerank="none"))
+    service.rebuild()  # returns while the stage is still being embedded
+    english = service.ask("Does pacing reduce crashes?")
+    assert english.studies and english.studies[0].doc_id == "pacing.md" and not english.preparing
+    german = service.ask("Hilft Pacing gegen die Erschöpfung nach Belastung?")
+    assert german.preparing and german.studies == () and not german.covered
+    data = view_to_dict(answer_view(german))
+    assert data["preparing"] and data["reason"].startswith("Die Suche für Fragen in anderen Sprachen")
+    release.set()
+    assert service.searcher.retriever("multilingual").wait(10)
+    german = service.ask("Hilft Pacing gegen die Erschöpfung nach Belastung?")
+    assert not german.preparing and german.studies[0].doc_id == "pacing.md"

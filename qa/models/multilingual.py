@@ -308,6 +308,33 @@ class LazyStage:
         return self._open().retrieve(text, n)
 
 
+class BackgroundStage(LazyStage):
+    """The stage opened in a background thread at once: a server answers English questions while
+    multilingual-e5 embeds (about a minute for 317 summaries on a new index); until it is done,
+    `preparing` is true and a question in another language is told so (qa/search/pipeline.py)."""
+
+    def __init__(self, opener: Callable[[], MultilingualStage]) -> None:
+        super().__init__(opener)
+        self._thread = threading.Thread(target=self._open_quietly, name="qa-multilingual", daemon=True)
+        self._thread.start()
+
+    def _open_quietly(self) -> None:
+        try:
+            self._open()
+        except Exception as exc:  # the English search goes on; the next update tries again
+            print(f"warning: the multilingual search could not be prepared ({exc})", file=sys.stderr)
+
+    @property
+    def preparing(self) -> bool:
+        """Whether it is still being opened."""
+        return not self.ready
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until it is open (or `timeout` seconds); whether it is."""
+        self._thread.join(timeout)
+        return self.ready
+
+
 def open_stage(index_folder: Path, chunks: Mapping[int, object], save: bool = True) -> MultilingualStage:
     """The stage for an index: vectors read from its folder, brought up to date and, when `save`
     (a writer; a reader never writes into the index folder), saved."""

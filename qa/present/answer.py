@@ -32,6 +32,8 @@ def answer_to_text(view: AnswerView, width: int = 100) -> str:
     """The answer as readable text for a terminal."""
     lines = [cut_note(view.cut) + ".", ""] if view.cut else []
     not_covered = view.text("not_covered")
+    if view.preparing:
+        return "\n".join(lines) + view.reason
     if not view.studies:
         return "\n".join(lines) + not_covered + (f" ({view.reason})" if view.reason else "")
     if not view.covered:

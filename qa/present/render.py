@@ -109,6 +109,8 @@ def _verdict_html(view: AnswerView, filters: Filters, matching: int | None) -> s
             f'<p class="qa-notcovered"><strong>No study matches these filters</strong> '
             f"({text_html(filters_text(filters))}). Clear or widen the filters to search every summary.</p>"
         )
+    if view.preparing:  # nothing searched yet: the reason, in the question's language, says why
+        return f'<p class="qa-notcovered">{text_html(view.reason)}</p>'
     if not view.studies:
         return (
             f'<p class="qa-notcovered"><strong>{text_html(not_covered)}</strong> {text_html(view.reason)}</p>'
@@ -170,6 +172,8 @@ def answer_text(view: AnswerView, question: str = "") -> str:
         lines.append(f"({cut_note(view.cut)}.)")
     lines.append("")
     not_covered, disclaimer = view.text("not_covered"), view.text("disclaimer")
+    if view.preparing:
+        return "\n".join([*lines, view.reason])
     if not view.studies:
         return "\n".join([*lines, f"{not_covered} {view.reason}".strip(), "", disclaimer])
     if not view.covered:

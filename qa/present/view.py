@@ -83,6 +83,8 @@ class AnswerView:
     digest: tuple[Quote, ...] = ()
     #: The fitted verdict's probability that a summary answers (None: no verdict judged).
     coverage: float | None = None
+    #: The question's language is still being prepared for (the reason says so in it).
+    preparing: bool = False
     searched: str = ""
     corrections: tuple[tuple[str, str], ...] = ()
     expansions: tuple[tuple[str, str], ...] = ()
@@ -170,8 +172,9 @@ def answer_view(
         question=answer.question,
         studies=studies,
         covered=answer.covered,
-        reason=answer.reason,
+        reason=ui_text(answer.language, "preparing") if answer.preparing else answer.reason,
         coverage=answer.coverage,
+        preparing=answer.preparing,
         digest=answer.digest if answer.quoted else (digest(studies) if answer.covered else ()),
         searched=answer.searched,
         corrections=answer.corrections,
@@ -203,6 +206,7 @@ def view_to_dict(view: AnswerView) -> dict:
         "expansions": [list(pair) for pair in view.expansions],
         "covered": view.covered,
         "coverage": _round(view.coverage, 3),
+        "preparing": view.preparing,
         "reason": view.reason,
         "mode": view.mode,
         "settings": view.settings,
@@ -276,6 +280,7 @@ def view_from_dict(data: dict[str, Any]) -> AnswerView:
         studies=studies,
         covered=data.get("covered", False),
         coverage=data.get("coverage"),
+        preparing=data.get("preparing", False),
         reason=data.get("reason", ""),
         digest=tuple(Quote(**q) for q in data.get("digest", [])),
         searched=data.get("searched", ""),

@@ -43,6 +43,11 @@ from qa.search.types import Answer, Filters, Passage, SearchSettings, StudyHit
 from qa.search.verdict import Evidence, gather, judge
 from qa.search.vocabulary import Understood, Vocabulary
 
+#: While a server still embeds the multilingual stage (the answer says so in its language).
+PREPARING = (
+    "The search for questions in other languages is still being prepared; "
+    "please ask again in a minute, or ask in English."
+)
 NO_WORDS = "The question has no words to search for: ask in words, for example “Does pacing help?”."
 
 
@@ -186,6 +191,11 @@ class Searcher:
         # stages (typo fixes, words, English model, reranker) read its words as noise: fused in,
         # they lowered non-English hit@5 from 0.875 to 0.50 on tests/data/questions-multilingual.jsonl.
         lang = detect_language(question)
+        stage = self.retrievers.get(MULTILINGUAL)
+        if lang != "en" and getattr(stage, "preparing", False):
+            return Answer(
+                typed, (), False, PREPARING, filters, mode, settings=settings, language=lang, preparing=True
+            )
         understood = self.understand(question) if lang == "en" else Understood(question, question)
         text = understood.searched
         names = (MULTILINGUAL,) if lang != "en" and MULTILINGUAL in self.retrievers else None

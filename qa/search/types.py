@@ -171,3 +171,5 @@ class Answer:
     #: no reranker, or another language); `evidence` holds the features it read.
     coverage: float | None = None
     evidence: dict = field(default_factory=dict)
+    #: The question is in another language and the multilingual stage is still being prepared.
+    preparing: bool = False

@@ -64,7 +64,11 @@ class Service:
         change = index.change_from(old.index) if old is not None else index.change_from(index)
         if old is not None and change is not None:
             return _updated_searcher(old, index, change, self.embedder, self.settings, self.writes)
-        searcher = open_searcher(index, self.embedder, self.settings, writes=self.writes)
+        # A writer's server embeds the multilingual stage in the background: English answers
+        # come at once (issue "One pass"); a reader opens it on first use.
+        searcher = open_searcher(
+            index, self.embedder, self.settings, writes=self.writes, background=self.writes
+        )
         searcher.vocabulary  # noqa: B018  (learned once here, not in a visitor's request)
         return searcher
 
@@ -279,28 +283,23 @@ class IndexStatus:
 
 
 def open_searcher(
-    index: Index, embedder: Embedder, settings: SearchSettings | None = None, writes: bool = True
+    index: Index,
+    embedder: Embedder,
+    settings: SearchSettings | None = None,
+    writes: bool = True,
+    background: bool = False,
 ) -> Searcher:
     """A `Searcher` with every stage the settings ask for, for the app, the CLI, eval and bench.
 
     The multilingual stage keeps its own vectors in the index folder; the first open embeds the
     summaries' titles and Summary sections once (about a minute for 317), later opens only what
     changed. A reader (`writes=False`) never writes them: it opens the stage on the first
-    question in another language and keeps what it embeds in memory.
+    question in another language and keeps what it embeds in memory. With `background`, a
+    writer opens it in a thread and answers English questions meanwhile.
     """
     settings = settings or SearchSettings()
     searcher = Searcher(index, embedder, settings)
-    if settings.multilingual:
-        from qa.models.multilingual import LazyStage, open_stage
-
-        if writes:
-            searcher.add_retriever(MULTILINGUAL, open_stage(index.folder, index.chunks))
-        else:
-            chunks = index.chunks
-            searcher.add_retriever(
-                MULTILINGUAL, LazyStage(lambda: open_stage(index.folder, chunks, save=False))
-            )
-    return searcher
+    return _add_stage(searcher, index, writes, background) if settings.multilingual else searcher
 
 
 def _updated_searcher(
@@ -325,16 +324,20 @@ def _updated_searcher(
 
         stage = old.retriever(MULTILINGUAL)
         if stage is None or (isinstance(stage, LazyStage) and not stage.ready):
-            return _add_stage(searcher, index, writes)
+            return _add_stage(searcher, index, writes, background=writes)
         searcher.add_retriever(MULTILINGUAL, _updated_stage(stage, index, removed, added, writes))
     return searcher
 
 
-def _add_stage(searcher: Searcher, index: Index, writes: bool) -> Searcher:
-    """Register the multilingual stage of `index`: opened now by a writer, on first use by a reader."""
-    from qa.models.multilingual import LazyStage, open_stage
+def _add_stage(searcher: Searcher, index: Index, writes: bool, background: bool = False) -> Searcher:
+    """Register the multilingual stage of `index`: opened now (or in the background) by a writer,
+    on first use by a reader."""
+    from qa.models.multilingual import BackgroundStage, LazyStage, open_stage
 
-    if writes:
+    if writes and background:
+        chunks = index.chunks
+        searcher.add_retriever(MULTILINGUAL, BackgroundStage(lambda: open_stage(index.folder, chunks)))
+    elif writes:
         searcher.add_retriever(MULTILINGUAL, open_stage(index.folder, index.chunks))
     else:
         chunks = index.chunks
