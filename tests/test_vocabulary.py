@@ -57,3 +57,17 @@ def test_compounds_written_like_the_corpus_are_not_expanded():
         vocabulary.understand("Is there a blood test for ME/CFS?").searched
         == "Is there a blood test for ME/CFS?"
     )
+
+
+def test_acronyms_are_learned_the_same_whatever_order_the_texts_come_in():
+    from qa.search.vocabulary import Vocabulary
+
+    texts = [
+        "Antibodies against the g protein-coupled receptor (GPCR) were raised.",
+        "Antibodies against g-protein-coupled receptors (GPCR) were measured.",
+        "Low-dose naltrexone (LDN) helped some patients.",
+    ]
+    at_once = Vocabulary.from_texts(texts).acronyms
+    assert Vocabulary.from_texts(reversed(texts)).acronyms == at_once
+    by_updates = Vocabulary.from_texts(texts[1:]).updated([], texts[:1]).acronyms
+    assert by_updates == at_once and at_once["GPCR"] == "g protein-coupled receptor"

@@ -71,7 +71,13 @@ def find_acronyms(texts: Iterable[str]) -> dict[str, str]:
 
 
 def _most_common(seen: dict[str, Counter]) -> dict[str, str]:
-    return {short: forms.most_common(1)[0][0] for short, forms in seen.items() if +forms}
+    """Each acronym's most written long form; a tie goes to the alphabetically first, so the
+    vocabulary is the same whatever order the texts came in (learned at once, or by updates:
+    "GPCR" once meant "g protein-coupled receptor" in one and "g-protein-coupled receptors" in
+    the other)."""
+    return {
+        short: min(+forms, key=lambda form: (-forms[form], form)) for short, forms in seen.items() if +forms
+    }
 
 
 def count_acronyms(texts: Iterable[str]) -> dict[str, Counter]:
