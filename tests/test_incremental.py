@@ -239,3 +239,26 @@ def test_a_reader_loads_another_processs_update_without_waiting_for_a_question(t
     finally:
         stop.set()
     assert set(reader.searcher.index.documents) == {"a.md", "b.md"}
+
+
+def test_a_build_embeds_each_passage_once(tmp_path, fake_embedder, monkeypatch):
+    from collections import Counter
+
+    from tests.conftest import write_summary
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(12):
+        write_summary(docs, f"s{n}.md", f"Study {n}", f"Finding {n} about pacing and sleep. " * 40)
+    seen: Counter = Counter()
+    encode = fake_embedder.encode
+
+    def counting(texts, **kw):
+        seen.update(texts)
+        return encode(texts, **kw)
+
+    monkeypatch.setattr(fake_embedder, "encode", counting)
+    index, report = update_folder(tmp_path / "index", docs, fake_embedder)
+    passages = [c.embed_text for c in index.chunks.values()]
+    assert len(passages) == report.embedded_chunks > 12
+    assert [seen[text] for text in passages] == [1] * len(passages)
