@@ -204,7 +204,17 @@ FONTS = (
 THEME = gr.themes.Default(font=FONTS, font_mono=("ui-monospace", "Menlo", "Consolas", "monospace"))
 #: Options for `launch`: the stylesheet and theme, and no uploads (the app takes none; Gradio
 #: would take any).
-LAUNCH_OPTIONS: dict[str, Any] = {"css": CSS, "theme": THEME, "max_file_size": 0}
+#: Gradio keeps each session's state (a reader's conversation; one per `/ask` call too) for
+#: this many sessions, the least recently used dropped first. Its default, 10,000, grew a server
+#: by about 85 MB per 1,000 API calls (bench/soak.py); a reader's conversation is still kept
+#: until a thousand other sessions have been used since their last question.
+STATE_SESSIONS = 1000
+LAUNCH_OPTIONS: dict[str, Any] = {
+    "css": CSS,
+    "theme": THEME,
+    "max_file_size": 0,
+    "state_session_capacity": STATE_SESSIONS,
+}
 #: Questions that may wait beyond those; past this a client is told the server is busy at once
 #: rather than waiting minutes.
 QUEUE_SIZE = 256
