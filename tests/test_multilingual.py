@@ -336,3 +336,10 @@ def test_the_multilingual_stage_does_not_block_english_answers(tmp_path, fake_em
     assert service.searcher.retriever("multilingual").wait(10)
     german = service.ask("Hilft Pacing gegen die Erschöpfung nach Belastung?")
     assert not german.preparing and german.studies[0].doc_id == "pacing.md"
+
+
+def test_the_searchs_preparing_text_is_the_english_one_the_page_shows():
+    from qa.present.translations import ui_text
+    from qa.search.pipeline import PREPARING
+
+    assert ui_text("en", "preparing") == PREPARING

@@ -167,11 +167,6 @@ class UpdateEmbedder:
         self.name, self.dimension = self._light.name, self._light.dimension
         self.max_tokens = self._light.max_tokens
 
-    @property
-    def loaded_full(self) -> bool:
-        """Whether sentence-transformers was loaded (more than a few texts came)."""
-        return self._full is not None
-
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Unit vectors of `texts`, in numpy while few have come, else with sentence-transformers."""
         self._seen += len(texts)

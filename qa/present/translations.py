@@ -9,7 +9,8 @@ from __future__ import annotations
 # Fixed texts of an answer. Short on purpose: only what every answer or the app shows.
 UI_TEXT: dict[str, dict[str, str]] = {
     "en": {
-        "preparing": "The search for questions in other languages is still being prepared. Please ask again in a minute, or ask in English.",
+        "preparing": "The search for questions in other languages is still being prepared. Please "
+        "ask again in a minute, or ask in English.",
         "notice": "The summaries are in English; passages are quoted as written.",
         "not_covered": "No summary seems to answer this question.",
         "closest": "Closest passages, which may not answer it:",
@@ -19,7 +20,8 @@ UI_TEXT: dict[str, dict[str, str]] = {
         "Talk to a clinician before changing any treatment.",
     },
     "de": {
-        "preparing": "Die Suche für Fragen in anderen Sprachen wird noch vorbereitet. Bitte fragen Sie in einer Minute noch einmal oder fragen Sie auf Englisch.",
+        "preparing": "Die Suche für Fragen in anderen Sprachen wird noch vorbereitet. Bitte fragen "
+        "Sie in einer Minute noch einmal oder fragen Sie auf Englisch.",
         "notice": "Die Zusammenfassungen sind auf Englisch; die Passagen werden im Original zitiert.",
         "not_covered": "Keine Zusammenfassung scheint diese Frage zu beantworten.",
         "closest": "Die nächstliegenden Passagen, die die Frage vielleicht nicht beantworten:",
@@ -30,7 +32,8 @@ UI_TEXT: dict[str, dict[str, str]] = {
         "Behandlung ändern.",
     },
     "es": {
-        "preparing": "La búsqueda para preguntas en otros idiomas aún se está preparando. Vuelva a preguntar en un minuto o pregunte en inglés.",
+        "preparing": "La búsqueda para preguntas en otros idiomas aún se está preparando. Vuelva a "
+        "preguntar en un minuto o pregunte en inglés.",
         "notice": "Los resúmenes están en inglés; los pasajes se citan tal como están escritos.",
         "not_covered": "Ningún resumen parece responder a esta pregunta.",
         "closest": "Los pasajes más cercanos, que quizá no la respondan:",
@@ -40,7 +43,8 @@ UI_TEXT: dict[str, dict[str, str]] = {
         "Consulte a un profesional sanitario antes de cambiar cualquier tratamiento.",
     },
     "fr": {
-        "preparing": "La recherche pour les questions dans d’autres langues est encore en préparation. Reposez la question dans une minute, ou posez-la en anglais.",
+        "preparing": "La recherche pour les questions dans d’autres langues est encore en "
+        "préparation. Reposez la question dans une minute, ou posez-la en anglais.",
         "notice": "Les résumés sont en anglais ; les passages sont cités tels quels.",
         "not_covered": "Aucun résumé ne semble répondre à cette question.",
         "closest": "Les passages les plus proches, qui n'y répondent peut-être pas :",
@@ -50,7 +54,8 @@ UI_TEXT: dict[str, dict[str, str]] = {
         "médicaux. Parlez-en à un médecin avant de modifier un traitement.",
     },
     "nl": {
-        "preparing": "Het zoeken voor vragen in andere talen wordt nog voorbereid. Vraag het over een minuut opnieuw, of vraag het in het Engels.",
+        "preparing": "Het zoeken voor vragen in andere talen wordt nog voorbereid. Vraag het over "
+        "een minuut opnieuw, of vraag het in het Engels.",
         "notice": "De samenvattingen zijn in het Engels; de passages worden geciteerd zoals ze "
         "geschreven zijn.",
         "not_covered": "Geen enkele samenvatting lijkt deze vraag te beantwoorden.",
@@ -61,7 +66,8 @@ UI_TEXT: dict[str, dict[str, str]] = {
         "advies. Overleg met een arts voordat u een behandeling verandert.",
     },
     "it": {
-        "preparing": "La ricerca per domande in altre lingue è ancora in preparazione. Riprovi tra un minuto, oppure chieda in inglese.",
+        "preparing": "La ricerca per domande in altre lingue è ancora in preparazione. Riprovi tra "
+        "un minuto, oppure chieda in inglese.",
         "notice": "I riassunti sono in inglese; i passaggi sono citati così come sono scritti.",
         "not_covered": "Nessun riassunto sembra rispondere a questa domanda.",
         "closest": "I passaggi più vicini, che potrebbero non rispondere:",

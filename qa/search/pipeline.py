@@ -43,10 +43,11 @@ from qa.search.types import Answer, Filters, Passage, SearchSettings, StudyHit
 from qa.search.verdict import Evidence, gather, judge
 from qa.search.vocabulary import Understood, Vocabulary
 
-#: While a server still embeds the multilingual stage (the answer says so in its language).
+#: While a server still embeds the multilingual stage; the shown answer says it in the question's
+#: language (the same words as qa/present/translations.py's "preparing").
 PREPARING = (
-    "The search for questions in other languages is still being prepared; "
-    "please ask again in a minute, or ask in English."
+    "The search for questions in other languages is still being prepared. "
+    "Please ask again in a minute, or ask in English."
 )
 NO_WORDS = "The question has no words to search for: ask in words, for example “Does pacing help?”."
 

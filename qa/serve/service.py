@@ -334,14 +334,17 @@ def _add_stage(searcher: Searcher, index: Index, writes: bool, background: bool 
     on first use by a reader."""
     from qa.models.multilingual import BackgroundStage, LazyStage, open_stage
 
-    if writes and background:
-        chunks = index.chunks
-        searcher.add_retriever(MULTILINGUAL, BackgroundStage(lambda: open_stage(index.folder, chunks)))
-    elif writes:
-        searcher.add_retriever(MULTILINGUAL, open_stage(index.folder, index.chunks))
-    else:
-        chunks = index.chunks
-        searcher.add_retriever(MULTILINGUAL, LazyStage(lambda: open_stage(index.folder, chunks, save=False)))
+    chunks = index.chunks
+
+    def opener():  # noqa: ANN202
+        return open_stage(index.folder, chunks, save=writes)
+
+    if not writes:  # a reader: on the first question in another language, kept in memory
+        searcher.add_retriever(MULTILINGUAL, LazyStage(opener))
+    elif background:  # a server that updates: English answers meanwhile
+        searcher.add_retriever(MULTILINGUAL, BackgroundStage(opener))
+    else:  # eval, bench, `qa ask --docs`: ready before the first question
+        searcher.add_retriever(MULTILINGUAL, opener())
     return searcher
 
 
