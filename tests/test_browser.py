@@ -118,6 +118,9 @@ def service(chromium, tmp_path_factory):
     assert len(list(folder.glob("*.md"))) >= 25
     service = make_service(folder, tmp_path_factory.mktemp("browser-index"))
     service.ask("warm-up question")  # load the reranker and language model before the first test
+    # The server embeds the multilingual stage in the background; let it finish before the first
+    # test, so no test's timing competes with it for the 2 cores.
+    assert service.searcher.retriever("multilingual").wait(300)
     return service
 
 
