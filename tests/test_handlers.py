@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
+import gradio as gr
 import pytest
 
 from qa.corpus.documents import load_folder
 from qa.search.pipeline import Searcher
 from qa.search.types import SearchSettings
-from qa.serve.handlers import EMPTY_CONVERSATION, SEARCH_FAILED, SORTS, Handlers
+from qa.serve.conversation import Conversation
+from qa.serve.handlers import SEARCH_FAILED, SORTS, Handlers
 from qa.serve.service import Service
 from tests.conftest import write_summary
 
@@ -33,14 +37,22 @@ def _controls():
     return [], "Any", "Any", 2, SORTS[0]
 
 
+def _ask(handlers, conv: Conversation, question: str, controls=None):
+    """What the page does for one question: echo it, then answer the oldest open turn."""
+    handlers.echo(question, conv)
+    return handlers.respond(conv, *(controls or _controls()))
+
+
 def test_a_question_becomes_a_turn_with_its_studies(handlers):
-    conv, _ = handlers.answer_turn("Does naltrexone ease pain?", dict(EMPTY_CONVERSATION), *_controls())
-    assert len(conv["turns"]) == 1 and conv["studies"][0] == "ldn.md"
-    html = conv["turns"][0]
+    conv = Conversation()
+    html, pick = _ask(handlers, conv, "Does naltrexone ease pain?")
+    [turn] = conv.turns()
+    assert turn.studies[0] == "ldn.md" and pick["choices"][0][1] == "ldn.md"
     assert 'id="t1"' in html and "Does naltrexone ease pain?" in html
     assert "<b>in</b>" not in html and "&lt;b&gt;in&lt;/b&gt;" in html, "titles are text, never markup"
-    opened, _ = handlers.answer_turn("more on 1", conv, *_controls())
-    assert "Study 1 of the last answer, in full." in opened["turns"][1]
+    html, _ = _ask(handlers, conv, "more on 1")
+    assert "Study 1 of the last answer, in full." in conv.turns()[1].html
+    assert handlers.citations_text(conv).count("\n") == len(turn.studies) - 1, "the opened study keeps them"
 
 
 def test_a_failed_search_ends_with_a_message_not_silence(handlers, monkeypatch):
@@ -48,21 +60,52 @@ def test_a_failed_search_ends_with_a_message_not_silence(handlers, monkeypatch):
         raise RuntimeError("the model fell over")
 
     monkeypatch.setattr(handlers.service, "ask", broken)
-    conv, _ = handlers.safe_turn("Does pacing help?", {**EMPTY_CONVERSATION, "pending": "x"}, *_controls())
-    assert SEARCH_FAILED in conv["turns"][-1] and conv["pending"] == ""
+    conv = Conversation()
+    html, _ = _ask(handlers, conv, "Does pacing help?")
+    assert SEARCH_FAILED in html and "Searching…" not in html
 
 
-def test_echo_shows_the_question_at_once_and_keeps_it_pending(handlers):
-    box, chat, conv, asked = handlers.echo("  Does pacing help?  ", dict(EMPTY_CONVERSATION))
-    assert box == "" and "Searching…" in chat and conv["pending"] == asked == "Does pacing help?"
-    unchanged = handlers.echo("   ", dict(EMPTY_CONVERSATION))
-    assert unchanged[2] == EMPTY_CONVERSATION
+def test_echo_shows_the_question_at_once_and_an_empty_box_asks_nothing(handlers):
+    conv = Conversation()
+    box, chat = handlers.echo("  Does pacing help?  ", conv)
+    assert box == "" and "Searching…" in chat and "Does pacing help?" in chat
+    assert handlers.echo("   ", conv) == (gr.update(), gr.update())
+    assert [t.question for t in conv.turns()] == ["Does pacing help?"]
+
+
+def test_questions_asked_before_the_first_is_answered_are_all_answered_in_order(handlers):
+    """Answers computed at once never overwrite each other (a second question was lost so)."""
+    conv = Conversation()
+    questions = ["Does pacing help?", "Does naltrexone ease pain?", "and in long covid?"]
+    for q in questions:
+        handlers.echo(q, conv)
+    workers = [threading.Thread(target=handlers.respond, args=(conv, *_controls())) for _ in questions]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    turns = conv.turns()
+    assert [t.question for t in turns] == questions and all(t.answered for t in turns)
+    assert turns[2].searched != questions[2], "the follow-up was read with the question before it"
+    assert "Searching…" not in conv.html()
+
+
+def test_an_answer_that_comes_after_new_conversation_is_dropped(handlers, monkeypatch):
+    conv = Conversation()
+    handlers.echo("Does pacing help?", conv)
+    ask = handlers.service.ask
+
+    def slow_while_cleared(*args, **kwargs):
+        handlers.new_conversation(conv)  # the reader clears while this is searched
+        return ask(*args, **kwargs)
+
+    monkeypatch.setattr(handlers.service, "ask", slow_while_cleared)
+    html, pick = handlers.respond(conv, *_controls())
+    assert html == "" and conv.turns() == [] and pick == gr.update()
 
 
 def test_reversed_years_are_explained_in_a_sentence(handlers):
-    conv, _ = handlers.answer_turn(
-        "Does pacing help?", dict(EMPTY_CONVERSATION), [], "2025", "2020", 2, SORTS[0]
-    )
-    assert "The From date (2025) is after the To date (2020). Fix the filter" in conv["turns"][0]
+    html, _ = _ask(handlers, Conversation(), "Does pacing help?", [[], "2025", "2020", 2, SORTS[0]])
+    assert "The From date (2025) is after the To date (2020). Fix the filter" in html
     assert handlers.filter_note([], "2025", "2020").startswith("The From date")
     assert handlers.clear_filters() == ([], "Any", "Any", SORTS[0], 5)

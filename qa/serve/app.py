@@ -11,7 +11,8 @@ import gradio as gr
 
 from qa.config import CATEGORY_TAGS, DEFAULT_CONCURRENCY, DEFAULT_K
 from qa.search.types import Filters
-from qa.serve.handlers import EMPTY_CONVERSATION, SORTS, Handlers
+from qa.serve.conversation import Conversation
+from qa.serve.handlers import SORTS, Handlers
 from qa.serve.inputs import (
     ANY,
     MAX_QUESTION,
@@ -49,7 +50,7 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
 
 def _conversation() -> dict[str, Any]:
     """The title, the answers, the question box and its buttons (inside a Blocks context)."""
-    conv = gr.State(dict(EMPTY_CONVERSATION))
+    conv = gr.State(Conversation())  # changed in place by the handlers, never returned
     gr.Markdown(
         "# Ask the ME/CFS and Long COVID research summaries\n"
         "Ask in plain words. You get the sentences of the summaries that answer, quoted, and "
@@ -75,8 +76,7 @@ def _conversation() -> dict[str, Any]:
         send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
     clear = gr.Button("New conversation", size="sm", elem_id="qa-new")
     gr.Examples(EXAMPLES, inputs=question, label="Example questions", elem_id="qa-examples")
-    asked = gr.Textbox(visible=False)  # the question on its way from `echo` to `respond`
-    return {"conv": conv, "chat": chat, "question": question, "send": send, "clear": clear, "asked": asked}
+    return {"conv": conv, "chat": chat, "question": question, "send": send, "clear": clear}
 
 
 def _panels(service: Service, operator: bool) -> dict[str, Any]:
@@ -134,27 +134,29 @@ def _wire(demo: gr.Blocks, ui: SimpleNamespace, handlers: Handlers, service: Ser
     private = {"api_visibility": "private"}
     filters_in = [ui.tags, ui.date_from, ui.date_to, ui.k, ui.sort]
     # "multiple": Gradio's default ("once") dropped a second question's answer while the first
-    # was being searched; each question now carries its own text (ui.asked) to its answer.
+    # was being searched. Each question opens its turn at once (`echo`, outside the queue) and
+    # each `respond` answers the oldest open one, so questions asked close together are all
+    # answered, in order (qa/serve/conversation.py).
     for trigger in (ui.send.click, ui.question.submit):
         trigger(
             handlers.echo,
             [ui.question, ui.conv],
-            [ui.question, ui.chat, ui.conv, ui.asked],
+            [ui.question, ui.chat],
             queue=False,
             trigger_mode="multiple",
             **private,
         ).then(
             handlers.respond,
-            [ui.asked, ui.conv, *filters_in],
-            [ui.chat, ui.conv, ui.pick],
+            [ui.conv, *filters_in],
+            [ui.chat, ui.pick],
             show_progress="hidden",
             trigger_mode="multiple",
             **private,
         )
     ui.clear.click(
         handlers.new_conversation,
-        None,
-        [ui.chat, ui.conv, ui.pick, ui.source, ui.cite_box, ui.cite_file],
+        ui.conv,
+        [ui.chat, ui.pick, ui.source, ui.cite_box, ui.cite_file],
         js="() => { history.replaceState(null, '', location.pathname); return []; }",
         queue=False,  # at once, not behind searches: a question asked next must not be cleared
         **private,
@@ -180,8 +182,8 @@ def _wire(demo: gr.Blocks, ui: SimpleNamespace, handlers: Handlers, service: Ser
         demo.load(lambda: index_about(service), None, ui.index_about_box, **private)
     demo.load(
         handlers.on_load,
-        None,
-        [ui.tags, ui.date_from, ui.date_to, ui.sort, ui.chat, ui.conv, ui.pick, ui.note, ui.about],
+        ui.conv,
+        [ui.tags, ui.date_from, ui.date_to, ui.sort, ui.chat, ui.pick, ui.note, ui.about],
         show_progress="hidden",
         **private,
     )

@@ -19,6 +19,7 @@ from qa.present.text import text_html
 from qa.present.view import answer_view
 from qa.search.followup import wants_study, with_context
 from qa.search.types import Filters
+from qa.serve.conversation import Conversation, Turn
 from qa.serve.inputs import (
     ANY,
     as_sentence,
@@ -30,7 +31,6 @@ from qa.serve.inputs import (
 )
 from qa.serve.service import Service
 from qa.serve.views import (
-    chat_html,
     export_citations,
     filter_note_text,
     index_about,
@@ -49,16 +49,16 @@ SORTS = ("Best match", "Newest first")
 LOG = logging.getLogger(__name__)
 
 
-SEARCHING = '<p class="qa-wait" role="status">Searching…</p>'
-
-
 SEARCH_FAILED = (
     "Something went wrong while searching for this question, so there is no answer to show. "
     "Please ask again, perhaps in other words."
 )
 
 
-EMPTY_CONVERSATION: dict = {"question": "", "studies": [], "turns": [], "pending": ""}
+def cited(conv: Conversation) -> list[str]:
+    """The studies the last answer that searched cited (what "Cite these studies" exports)."""
+    searched = [t for t in conv.turns() if t.answered and t.searched]
+    return list(searched[-1].studies) if searched else []
 
 
 class Handlers:
@@ -67,11 +67,11 @@ class Handlers:
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def new_conversation(self) -> tuple:
-        """An empty chat and memory: chat, conversation, picker, source, citations, download."""
+    def new_conversation(self, conv: Conversation) -> tuple:
+        """An empty chat and memory: chat, picker, source, citations, download."""
+        conv.clear()
         return (
             "",
-            dict(EMPTY_CONVERSATION),
             gr.update(choices=[], value=None),
             "",
             "",
@@ -82,13 +82,13 @@ class Handlers:
         """Every filter back to its default: tags, from, to, order, studies shown."""
         return [], ANY, ANY, SORTS[0], DEFAULT_K
 
-    def bibtex_file(self, conv: dict) -> Any:
-        """The download box with a BibTeX file of the conversation's cited studies."""
-        return export_citations("bib", conv.get("studies", []), self.service)
+    def bibtex_file(self, conv: Conversation) -> Any:
+        """The download box with a BibTeX file of the last answer's cited studies."""
+        return export_citations("bib", cited(conv), self.service)
 
-    def ris_file(self, conv: dict) -> Any:
-        """The download box with an RIS file of the conversation's cited studies."""
-        return export_citations("ris", conv.get("studies", []), self.service)
+    def ris_file(self, conv: Conversation) -> Any:
+        """The download box with an RIS file of the last answer's cited studies."""
+        return export_citations("ris", cited(conv), self.service)
 
     def ask(
         self,
@@ -136,30 +136,39 @@ class Handlers:
             data["reason"] = "no study matches these filters"
         return data
 
-    def answer_turn(self, message: str, conv: dict, tags, date_from, date_to, k, sort) -> tuple[dict, Any]:
-        """The reply to one message as a new turn; returns the new conversation and picker update."""
-        turns = list(conv["turns"])
-        turn = f"t{len(turns) + 1}"
-        conv = {**conv, "pending": ""}
+    def answer_turn(
+        self,
+        number: int,
+        message: str,
+        previous: str,
+        studies: tuple[str, ...],
+        tags,
+        date_from,
+        date_to,
+        k,
+        sort,
+    ) -> Turn:
+        """The reply to one message as turn `number`, read after the `previous` question and its `studies`."""
+        turn = f"t{number}"
         wanted = wants_study(message)
-        ids = conv["studies"]
-        if wanted and ids:
-            number = len(ids) if wanted == -1 else wanted
-            if 1 <= number <= len(ids):
-                body, note = (
-                    source_view(self.service, ids[number - 1]),
-                    f"Study {number} of the last answer, in full.",
-                )
+        if wanted and studies:
+            chosen = len(studies) if wanted == -1 else wanted
+            if 1 <= chosen <= len(studies):
+                body = source_view(self.service, studies[chosen - 1])
+                note = f"Study {chosen} of the last answer, in full."
             else:
-                body, note = f"<p>There is no study {wanted} in the last answer (1 to {len(ids)}).</p>", ""
-            return {**conv, "turns": [*turns, turn_html(turn, message, body, note)]}, gr.update()
+                body, note = (
+                    f"<p>There is no study {wanted} in the last answer (1 to {len(studies)}).</p>",
+                    "",
+                )
+            return Turn(number, message, turn_html(turn, message, body, note))
         try:
             filters = check_filters(tags, date_from, date_to)
             k = check_k(k)
         except ValueError as exc:
             body = f'<p class="qa-notcovered">{text_html(as_sentence(str(exc)))}. Fix the filter and ask again.</p>'
-            return {**conv, "turns": [*turns, turn_html(turn, message, body)]}, gr.update()
-        searched = with_context(message, conv["question"])
+            return Turn(number, message, turn_html(turn, message, body))
+        searched = with_context(message, previous)
         answer = self.service.ask(searched, filters, k)
         if sort == SORTS[1]:
             answer = newest_first(answer)
@@ -179,47 +188,56 @@ class Handlers:
             notes.append(f"Searched as: “{text_html(as_searched)}”.")
         copy = answer_text(view, message)
         share = share_query(searched, filters, "newest" if sort == SORTS[1] else "")
-        html = turn_html(turn, message, body, " ".join(notes), copy, share)
-        conv = {
-            **conv,
-            "turns": [*turns, html],
-            "question": searched,
-            "studies": [s.doc_id for s in answer.studies],
-        }
-        labels = [
+        labels = tuple(
             (f"{s.rank}. {s.citation.label} — {s.citation.title[:70]}", s.doc_id) for s in answer.studies
-        ]
-        return conv, gr.update(choices=labels, value=None)
+        )
+        return Turn(
+            number,
+            message,
+            turn_html(turn, message, body, " ".join(notes), copy, share),
+            searched=searched,
+            studies=tuple(s.doc_id for s in answer.studies),
+            labels=labels,
+        )
 
-    def safe_turn(self, message: str, conv: dict, *controls) -> tuple[dict, Any]:
+    def safe_turn(
+        self, number: int, message: str, previous: str, studies: tuple[str, ...], *controls
+    ) -> Turn:
         """`answer_turn`, or a turn that says the search failed: never "Searching…" for ever."""
         try:
-            return self.answer_turn(message, conv, *controls)
+            return self.answer_turn(number, message, previous, studies, *controls)
         except Exception:  # whatever broke, the reader gets a calm message and may ask again
             LOG.exception("the search failed for a question of %d characters", len(message))
-            turns = list(conv["turns"])
             body = f'<p class="qa-notcovered" role="alert">{SEARCH_FAILED}</p>'
-            turn = turn_html(f"t{len(turns) + 1}", message, body)
-            return {**conv, "turns": [*turns, turn], "pending": ""}, gr.update()
+            return Turn(number, message, turn_html(f"t{number}", message, body))
 
-    def echo(self, message: str, conv: dict):
-        """The question shown at once with "Searching…": box, chat, conversation, and the question
-        handed to `respond` (its own value, so a second question cannot take the first one's place)."""
+    def echo(self, message: str, conv: Conversation):
+        """The question opened as a turn and shown at once with "Searching…": box and chat."""
         message = typed(message)
         if not message:
-            return gr.update(), gr.update(), conv, ""
-        turns = conv["turns"]
-        pending = turn_html(f"t{len(turns) + 1}", message, SEARCHING, pending=True)
-        return "", chat_html([*turns, pending]), {**conv, "pending": message}, message
+            return gr.update(), gr.update()
+        conv.ask(message)
+        return "", conv.html()
 
-    def respond(self, asked: str, conv: dict, tags, date_from, date_to, k, sort):
-        """The answer to the question `echo` handed over, as a new turn of the conversation."""
-        if not asked:
-            return gr.update(), conv, gr.update()
-        conv, pick_update = self.safe_turn(asked, conv, tags, date_from, date_to, k, sort)
-        return chat_html(conv["turns"]), conv, pick_update
+    def respond(self, conv: Conversation, tags, date_from, date_to, k, sort):
+        """The oldest open question answered in its turn: chat and the "Cited study" picker."""
+        with conv.answering() as claim:
+            if claim is None:  # another event answered it: show the conversation as it is
+                return conv.html(), gr.update()
+            turn = claim.turn
+            answered = self.safe_turn(
+                turn.number, turn.question, claim.previous, claim.studies, tags, date_from, date_to, k, sort
+            )
+            if not conv.settle(claim, answered):  # cleared meanwhile: the answer is dropped
+                return conv.html(), gr.update()
+            return conv.html(), self._picker(answered)
 
-    def on_load(self, request: gr.Request):
+    def _picker(self, turn: Turn) -> Any:
+        if not turn.searched:  # an opened study or a failed search: the picker keeps its studies
+            return gr.update()
+        return gr.update(choices=list(turn.labels), value=None)
+
+    def on_load(self, conv: Conversation, request: gr.Request):
         """Open `/?q=…&tag=…&from=…&to=…&sort=newest` with those filters set and the question answered."""
         params = request.query_params if request else {}
         tags = [
@@ -239,20 +257,17 @@ class Handlers:
         ]
         # Without `?q=`, the chat is left alone: this load can finish after the reader's first
         # question was echoed, and emptying the chat then lost that question.
-        chat_update, conv_update, pick_update = gr.skip(), gr.skip(), gr.skip()
+        chat_update, pick_update = gr.skip(), gr.skip()
         question = typed(params.get("q", ""))
         if question:
-            conv, pick_update = self.safe_turn(
-                question, dict(EMPTY_CONVERSATION), tags, *dates, DEFAULT_K, sort
-            )
-            chat_update, conv_update = chat_html(conv["turns"]), conv
+            conv.ask(question)
+            chat_update, pick_update = self.respond(conv, tags, *dates, DEFAULT_K, sort)
         filters = self._safe_filters(tags, *dates)
         return (
             tags,
             *date_updates,
             sort,
             chat_update,
-            conv_update,
             pick_update,
             filter_note_text(self.service, filters) if filters else "",
             reader_about(self.service),
@@ -273,8 +288,8 @@ class Handlers:
     def open_source(self, doc_id: str | None) -> str:
         return source_view(self.service, doc_id) if doc_id else ""
 
-    def citations_text(self, conv: dict) -> str:
-        return to_text(self.service.citations(conv.get("studies", [])))
+    def citations_text(self, conv: Conversation) -> str:
+        return to_text(self.service.citations(cited(conv)))
 
     def rebuild(self, progress=gr.Progress()):
         def report(done: int, total: int, what: str) -> None:

@@ -140,11 +140,6 @@ def filter_note_text(service: Service, filters: Filters) -> str:
     return f"Filters: {filters_text(filters)}. {count} {what}."
 
 
-def chat_html(turns: list[str]) -> str:
-    """The conversation's HTML from its turns."""
-    return "".join(turns)
-
-
 def source_view(service: Service, doc_id: str) -> str:
     """HTML of a whole summary for the source view, or a line saying it has left the index."""
     found = service.summary(doc_id)

@@ -46,54 +46,25 @@ window.addEventListener('popstate', (ev) => {
   if (el) focusOn(el);
 });
 
-// --- one question at a time, none lost ---------------------------------------------------------
-// A question asked while another is being searched stays in the box with a note and is asked as
-// soon as the answer shows (sending both at once let the second overwrite the first's turn).
+// --- every question sent as asked, none lost --------------------------------------------------
+// The server keeps the conversation and answers questions in the order asked (a question asked
+// while another is searched takes the next turn: qa/serve/conversation.py). The page shows each
+// question with "Searching…" the moment it is sent. Until the server has taken it (its echo empties
+// the box, within a fraction of a second), the box is read-only: Gradio reads the box's value a
+// moment after Enter, and text typed in that moment went out in place of the question sent, or
+// was emptied by its echo; a question sent in it could also overtake the one before.
 const box = () => document.querySelector('#qa-question textarea');
 const askButton = () => document.querySelector('#qa-ask');
-let waiting = 0;  // time the last question was sent, until its answer shows (0: none)
-let held = '';  // the question kept in the box while another is searched
-// What the reader types while a question is searched, before pressing Enter: the server's echo
-// of that question empties the box and took this with it (a second question was lost so).
-let draft = '';
-// The question sent last: only its answer ends the wait. Gradio can redraw an older turn first
-// (a stale chat after "New conversation"), and ending the wait on it sent the next question at
-// once, which then overwrote the first one's turn.
-let sent = '';
-// Letters and digits only: the server's heading may differ in spacing, line breaks and marks.
-const norm = (t) => (t || '').replace(/[^\p{L}\p{N}]+/gu, '');
-const answers = (turn) => {
-  const heading = turn.querySelector('.qa-question');
-  if (!sent || !heading) return true;
-  const you = heading.querySelector('.qa-you');
-  const asked = norm(heading.textContent).slice(norm(you ? you.textContent : '').length);
-  return asked.slice(0, 200) === sent.slice(0, 200);
-};
-// The server's echo of the first question empties the box, which may by then hold the next one:
-// put it back (through the setter and an input event, so Gradio's own copy follows).
-const setBox = (text) => {
-  const area = box();
-  if (!area || area.value === text) return;
-  Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(area, text);
-  area.dispatchEvent(new Event('input', {bubbles: true}));
-};
-const WAIT_LIMIT_MS = 60000;  // a lost reply must not hold the box for ever
-const RELEASE_MS = 1500;  // a kept question is asked this long after the answer before it shows
-const busy = () => waiting && Date.now() - waiting < WAIT_LIMIT_MS;
-const heldNote = () => {
-  let note = document.getElementById('qa-held');
-  if (!note) {
-    note = document.createElement('p');
-    note.id = 'qa-held'; note.className = 'qa-held'; note.setAttribute('role', 'status');
-    const row = document.querySelector('#qa-question');
-    (row && row.closest('.row') || row || element).after(note);
-  }
-  return note;
+const TAKE_LIMIT_MS = 5000;  // a lost echo must not hold the box for ever
+let unlockTimer = 0;
+const unlock = () => {
+  clearTimeout(unlockTimer);
+  if (box()) box().readOnly = false;
 };
 const echo = (text) => {
-  // Show the question with "Searching…" at once, before the server's own echo replaces it.
+  // The page's own echo, numbered as the server will number it, until the server's turn is there.
   const chat = element.querySelector('.qa-chat') || element;
-  const n = chat.querySelectorAll('.qa-turn:not(.qa-provisional)').length + 1;
+  const n = chat.querySelectorAll('.qa-turn').length + 1;
   const turn = document.createElement('section');
   turn.className = 'qa-turn qa-pending qa-provisional'; turn.id = 't' + n;
   const heading = document.createElement('h2');
@@ -109,47 +80,24 @@ const echo = (text) => {
 const sending = (ev) => {
   const area = box();
   const text = area ? area.value.trim() : '';
-  if (!text && !(busy() && draft.trim())) return;
-  if (busy()) {
+  if (!text) return;
+  if (area.readOnly) {  // the question before is still on its way: this one waits for it
     ev.preventDefault(); ev.stopImmediatePropagation();
-    held = text ? area.value : draft;  // the box emptied under the reader's Enter: what they typed
-    draft = '';
-    setBox(held);
-    heldNote().textContent = 'Your next question is kept in the box: it will be asked when this answer is shown.';
     return;
   }
-  waiting = Date.now(); draft = ''; sent = norm(text);
-  if (!element.querySelector('.qa-pending')) echo(text);
+  area.readOnly = true;
+  unlockTimer = setTimeout(() => {  // no echo came: the page's own goes too, and the box opens
+    element.querySelectorAll('.qa-provisional').forEach((t) => t.remove());
+    unlock();
+  }, TAKE_LIMIT_MS);
+  echo(text);
 };
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.target === box()) sending(ev);
 }, true);
-document.addEventListener('input', (ev) => {
-  if (!ev.isTrusted || ev.target !== box()) return;
-  if (held) held = box().value;  // still typing it
-  else if (busy()) draft = box().value;
-}, true);
 document.addEventListener('click', (ev) => {
   if (ev.isTrusted && askButton() && askButton().contains(ev.target)) sending(ev);
 }, true);
-const release = () => {
-  waiting = 0; draft = '';
-  if (!held) return;
-  const text = held.trim();
-  held = '';
-  heldNote().textContent = '';
-  // After Gradio has finished the last event, or it would ignore the click; and not at once: a
-  // question sent 0.4 s after the answer showed was once numbered and stored as if that answer
-  // had never been given (the conversation it read did not hold it yet), and that answer was lost.
-  setTimeout(() => {
-    if (!text || !box()) return;
-    if (!box().value.trim()) setBox(text);
-    waiting = Date.now(); sent = norm(text); echo(text); askButton().click();
-    // Gradio ignores a click while its last event is still finishing: try once more if the box
-    // was not emptied (the server's echo empties it).
-    setTimeout(() => { if (box() && box().value.trim() === text) askButton().click(); }, 3000);
-  }, RELEASE_MS);
-};
 
 // --- on a phone, cards after the first fold to their headings ---------------------------------
 const PHONE = window.matchMedia('(max-width: 640px)');
@@ -180,43 +128,38 @@ element.addEventListener('click', (ev) => {
   if (button) setFolded(button.closest('.qa-study'), !button.closest('.qa-study').classList.contains('qa-folded'));
 });
 
-// --- land on the newest question ---------------------------------------------------------------
-let seen = '';
+// --- land on each answer as it comes ---------------------------------------------------------
 let first = true;
+let known = new Set();  // turns already landed on (number and question), answered or pending
+const keyOf = (turn) => turn.id + (turn.classList.contains('qa-pending') ? '?' : '!') + turn.querySelector('.qa-question')?.textContent;
 // The page's own echo goes once the server's turn of that number is there: Gradio may keep a
-// node it did not render, and a stale "Searching…" would also hold the next question for ever.
+// node it did not render, and a stale "Searching…" would stay for ever.
 const dropProvisional = () => {
   const served = new Set([...element.querySelectorAll('.qa-turn:not(.qa-provisional)')].map((t) => t.id));
   element.querySelectorAll('.qa-provisional').forEach((t) => { if (served.has(t.id)) t.remove(); });
 };
-const keepTyped = () => {
-  const keep = held || draft;
-  if (keep && box() && !box().value.trim()) setBox(keep);
-};
 const land = () => {
   dropProvisional();
+  if (!element.querySelector('.qa-provisional')) unlock();  // the server has taken every question
   fold();
-  keepTyped();
-  setTimeout(keepTyped, 100);  // the box may be emptied just after the chat is redrawn
-  const turns = element.querySelectorAll('.qa-turn');
-  const last = turns[turns.length - 1];
-  // An empty chat does not end a wait: Gradio can redraw it (dropping the page's own echo) while
-  // the question is still on its way; only its answer, or WAIT_LIMIT_MS, does.
-  if (!last) { seen = ''; return; }
-  const pending = last.classList.contains('qa-pending');
-  const ours = answers(last);
-  const key = last.id + (pending ? '-pending' : '') + (ours ? '' : '-other');
-  if (key === seen) return;
-  seen = key;
-  if (!pending && ours) release();
+  const turns = [...element.querySelectorAll('.qa-turn')];
+  if (!turns.length) { known = new Set(); return; }
+  const fresh = turns.filter((t) => !known.has(keyOf(t)));
+  turns.forEach((t) => known.add(keyOf(t)));
+  // The first answer not landed on yet, else a question just asked.
+  const target = fresh.find((t) => !t.classList.contains('qa-pending')) || fresh[fresh.length - 1];
+  if (!target) return;
+  const pending = target.classList.contains('qa-pending');
   // Reloaded at "/?q=…#t1-s2": the cited study, once the answer is back.
   const cited = first && !pending && location.hash && document.getElementById(location.hash.slice(1));
   if (!pending) first = false;
   if (cited) { focusOn(cited); return; }
-  last.scrollIntoView({block: 'start'});
-  const heading = last.querySelector('.qa-question');
-  if (heading && !pending) heading.focus({preventScroll: true});
-  if (last.dataset.share) history.replaceState(null, '', location.pathname + last.dataset.share);
+  target.scrollIntoView({block: 'start'});
+  const heading = target.querySelector('.qa-question');
+  // Focus moves to the answer for a screen reader, but never out of a box the reader is typing in.
+  const typing = document.activeElement === box() && box().value.trim();
+  if (heading && !pending && !typing) heading.focus({preventScroll: true});
+  if (!pending && target.dataset.share) history.replaceState(null, '', location.pathname + target.dataset.share);
 };
 new MutationObserver(land).observe(element, {childList: true, subtree: true});
 land();
