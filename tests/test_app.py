@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -132,6 +133,33 @@ def test_a_lone_surrogate_in_the_json_gets_an_answer(seed_server, capfd):
     # httpx refuses to send it; the JSON escape "\ud800" is what a browser or script sends.
     data = remote.ask(client.src, "LDN \ud800 fatigue", [], "", "", 3)
     assert data["studies"] and "\ufffd" in data["question"]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_unknown_study_sent_to_the_picker_gets_a_line_not_a_traceback(seed_server, capfd):
+    """The page's private "Cited study" event, called as a script could (issue 20, point 10)."""
+    import httpx
+
+    _, client = seed_server
+    base = client.src.rstrip("/")
+    config = httpx.get(f"{base}/config").json()
+    pick = next(
+        c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "qa-source-pick"
+    )
+    event = next(d for d in config["dependencies"] if d["targets"] and d["targets"][0][0] == pick)
+    capfd.readouterr()
+    shown = []
+    for doc_id in ("no-such-study.md", "../../etc/passwd"):
+        session = f"pick-{len(shown)}"
+        payload = {"data": [doc_id], "fn_index": event["id"], "session_hash": session, "trigger_id": pick}
+        assert httpx.post(f"{base}/gradio_api/queue/join", json=payload).status_code == 200
+        with httpx.stream(
+            "GET", f"{base}/gradio_api/queue/data", params={"session_hash": session}, timeout=30
+        ) as s:
+            done = next(json.loads(line[5:]) for line in s.iter_lines() if "process_completed" in line)
+        assert done["success"], done
+        shown.append(done["output"]["data"][0])
+    assert shown == ["<p>That study is no longer in the index.</p>"] * 2
     assert "Traceback" not in capfd.readouterr().err
 
 

@@ -400,6 +400,19 @@ def test_summary_markup_is_shown_as_text_and_never_runs(desktop):
     assert desktop.locator('#qa-chat img[src="x"], #qa-chat script, #qa-chat b').count() == 0
     full = _ask(desktop, "open study 1", ".qa-source")
     assert SCRIPT_TEXT in full.inner_text()
+    # The "Cited study" picker names the studies with their titles, as text too (issue 20, 10).
+    opener = desktop.locator("#qa-source-box").get_by_text("Read a cited study in full")
+    opener.click()
+    desktop.locator("#qa-source-pick input").click()
+    options = desktop.locator("#" + desktop.locator("#qa-source-pick input").get_attribute("aria-controls"))
+    choice = options.locator("li", has_text="Zorblatine").first
+    assert "Zorblatine & the <b>unsafe</b> markup study" in choice.inner_text()
+    assert options.locator("b, img, script").count() == 0
+    choice.click()
+    desktop.locator("#qa-source", has_text="zorblatine lab notes").wait_for()
+    assert SCRIPT_TEXT in desktop.locator("#qa-source").inner_text()
+    assert desktop.locator('#qa-source img[src="x"], #qa-source script, #qa-source b').count() == 0
+    opener.click()  # closed again for the tests after
     assert desktop.evaluate("[typeof window.__pwned, typeof window.__pwned2]") == ["undefined", "undefined"]
 
 

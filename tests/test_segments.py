@@ -300,3 +300,37 @@ def test_the_service_follows_a_delta_without_relearning(small_docs, tmp_path, em
     assert stage.ids == set(chosen_texts(service.searcher.index.chunks)) != old_ids
     assert set(old.retrievers["multilingual"].retriever.ids) == old_ids  # the old searcher is untouched
     assert service.ask("tenapanor").studies[0].doc_id == edited.name
+
+
+def test_edits_then_compaction_search_exactly_as_a_fresh_build(small_docs, tmp_path, embedder, monkeypatch):
+    """Issue 20, point 9: after many one-summary edits, compacted = rebuilt, scores and words alike."""
+    from qa.serve.service import Service
+
+    monkeypatch.setattr(qa.index.writing, "COMPACT_SHARE", 100.0)  # every edit a delta until asked
+    service = Service(small_docs, tmp_path / "idx", embedder, settings=SearchSettings(rerank="none"))
+    service.rebuild()
+    files = sorted(small_docs.glob("*.md"))
+    for n, path in enumerate(files[:4] * 2):  # eight edits, each followed as a delta
+        text = path.read_text(encoding="utf-8")
+        path.write_text(
+            text + f"\nChronic fatigue syndrome (CFS) note {n}: sleep and immune markers.\n", "utf-8"
+        )
+        service.rebuild()
+    files[5].unlink()
+    service.rebuild()
+    assert len(json.loads((tmp_path / "idx" / MANIFEST).read_text())["deltas"]) == 9
+    service.rebuild(compact=True)
+    compacted = service.searcher.index
+    assert json.loads((tmp_path / "idx" / MANIFEST).read_text())["deltas"] == []
+    fresh, _ = update_folder(tmp_path / "fresh", small_docs, embedder)
+
+    def scored(index: Index) -> dict:
+        keywords = {
+            q: [(_key(index, c), round(s, 5)) for c, s in index.keywords.search(q, 10)] for q in QUESTIONS
+        }
+        return {"keywords": keywords, "results": _results(index, embedder)}
+
+    assert scored(compacted) == scored(Index.load(tmp_path / "idx")) == scored(fresh)
+    rebuilt_words = Searcher(fresh, embedder, SearchSettings(rerank="none")).vocabulary
+    assert service.searcher.vocabulary.acronyms == rebuilt_words.acronyms
+    assert service.searcher.vocabulary.words == rebuilt_words.words

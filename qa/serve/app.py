@@ -92,7 +92,9 @@ def _panels(service: Service, operator: bool) -> dict[str, Any]:
         k = gr.Slider(1, 10, value=DEFAULT_K, step=1, label="Studies shown", elem_id="qa-k")
         clear_filters = gr.Button("Clear filters", size="sm", elem_id="qa-clear-filters")
     with gr.Accordion("Read a cited study in full", open=False, elem_id="qa-source-box"):
-        pick = gr.Dropdown(choices=[], label="Cited study", elem_id="qa-source-pick")
+        # Any value is let through to `open_source`, which answers an id it does not know with a
+        # line; Gradio's own check of the choices logged a traceback for each such request.
+        pick = gr.Dropdown(choices=[], label="Cited study", allow_custom_value=True, elem_id="qa-source-pick")
         source = gr.HTML(elem_id="qa-source")
     with gr.Accordion("Cite these studies", open=False):
         with gr.Row():

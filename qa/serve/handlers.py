@@ -286,7 +286,7 @@ class Handlers:
             return f"{text_html(as_sentence(str(exc)))}: no study can match."
 
     def open_source(self, doc_id: str | None) -> str:
-        return source_view(self.service, doc_id) if doc_id else ""
+        return source_view(self.service, doc_id) if doc_id and isinstance(doc_id, str) else ""
 
     def citations_text(self, conv: Conversation) -> str:
         return to_text(self.service.citations(cited(conv)))
