@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import threading
 
 import pytest
 
@@ -233,3 +235,61 @@ def test_watch_updates_the_index_when_a_summary_is_added_or_removed(tmp_path, se
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+class _Gated:
+    """The fake embedder, holding every build's embedding until `gate` is set."""
+
+    def __init__(self, inner, gate: threading.Event) -> None:
+        self.inner, self.gate = inner, gate
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def encode(self, texts, progress=False):
+        assert self.gate.wait(60), "the test never let the build go on"
+        return self.inner.encode(texts, progress)
+
+
+def test_a_new_folder_is_served_at_once_with_the_builds_progress_then_answered(tmp_path, fake_embedder):
+    """Issue 19: `qa serve` on a folder without an index listens before the build is done."""
+    from qa.search.types import SearchSettings
+    from qa.serve.conversation import Conversation
+    from qa.serve.handlers import Handlers
+    from tests.conftest import write_summary
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_summary(
+        docs, "pacing.md", "Pacing and energy envelopes", "Pacing reduced crashes in 40 of 50 people."
+    )
+    write_summary(docs, "ldn.md", "Low-dose naltrexone in ME/CFS", "Naltrexone eased pain for some patients.")
+    gate = threading.Event()
+    settings = SearchSettings(rerank="none", multilingual=False)
+    service = Service(docs, tmp_path / "index", _Gated(fake_embedder, gate), settings=settings)
+    service.build_in_background()
+    demo, client = _launch(service)
+    try:
+        assert not service.ready
+        with pytest.raises(Exception, match="being (read|prepared) for searching"):
+            client.predict("Does pacing help?", api_name="/ask")
+        page = {c.get("props", {}).get("elem_id"): c["props"] for c in client.config["components"]}
+        assert "for searching" in page["qa-building"]["value"]
+        handlers, conv = Handlers(service), Conversation()
+        handlers.echo("Does pacing help?", conv)
+        replies: list = []
+        chat = threading.Thread(
+            target=lambda: replies.append(handlers.respond(conv, [], "Any", "Any", 2, ""))
+        )
+        chat.start()
+        chat.join(0.5)
+        assert chat.is_alive() and "Searching…" in conv.html(), "the chat's question waits for the index"
+        assert re.search(r"0 of [1-9]\d* passages done", handlers.build_tick()[0])
+        gate.set()
+        chat.join(60)
+        assert replies and "Pacing and energy envelopes" in replies[0][0]
+        assert handlers.build_tick()[0] == "" and service.wait_ready(1)
+        assert client.predict("Does pacing help?", api_name="/ask")["studies"][0]["doc_id"] == "pacing.md"
+    finally:
+        gate.set()
+        demo.close()

@@ -109,3 +109,21 @@ def test_reversed_years_are_explained_in_a_sentence(handlers):
     assert "The From date (2025) is after the To date (2020). Fix the filter" in html
     assert handlers.filter_note([], "2025", "2020").startswith("The From date")
     assert handlers.clear_filters() == ([], "Any", "Any", SORTS[0], 5)
+
+
+def test_the_first_builds_progress_reads_as_words(monkeypatch):
+    from qa.serve import service as module
+
+    now = [100.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    progress = module.BuildProgress(now[0])
+    assert progress.text() == "The summaries are being read, to prepare them for searching."
+    progress.record(0, 2214)
+    assert progress.text().endswith("0 of 2,214 passages done.")  # no rate yet: no time promised
+    now[0] += 10
+    progress.record(200, 2214)
+    assert progress.text().endswith("200 of 2,214 passages done, about 2 minutes left.")
+    progress.record(2214, 2214)
+    assert progress.text().endswith("all 2,214 passages are done; the index is being finished.")
+    progress.failed = "no space left on the disk"
+    assert progress.text() == "The summaries could not be prepared for searching: no space left on the disk"

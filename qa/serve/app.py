@@ -19,6 +19,7 @@ from qa.serve.inputs import (
 )
 from qa.serve.service import Service, make_service  # noqa: F401  (make_service: re-exported for callers)
 from qa.serve.views import (
+    build_text,
     filter_note_text,
     index_about,
     reader_about,
@@ -43,12 +44,12 @@ def build_app(service: Service, operator: bool = False) -> gr.Blocks:
     """The Gradio Blocks app wired to `service`; `operator` adds the Rebuild control and endpoint."""
     handlers = Handlers(service)
     with gr.Blocks(title="Research summaries Q&A", analytics_enabled=False) as demo:
-        ui = SimpleNamespace(**_conversation(), **_panels(service, operator))
+        ui = SimpleNamespace(**_conversation(service), **_panels(service, operator))
         _wire(demo, ui, handlers, service, operator)
     return demo
 
 
-def _conversation() -> dict[str, Any]:
+def _conversation(service: Service) -> dict[str, Any]:
     """The title, the answers, the question box and its buttons (inside a Blocks context)."""
     conv = gr.State(Conversation())  # changed in place by the handlers, never returned
     gr.Markdown(
@@ -57,6 +58,11 @@ def _conversation() -> dict[str, Any]:
         "the studies they come from. Not medical advice.",
         elem_id="qa-intro",
     )
+    found: dict[str, Any] = {}
+    if not service.ready:  # `qa serve` on a new folder: the first build's progress, every second
+        # A function: each page load reads the progress as it is then, not as it was at start.
+        found["building"] = gr.Markdown(lambda: build_text(service), elem_id="qa-building")
+        found["timer"] = gr.Timer(1.0)
     chat = gr.HTML(
         "",
         html_template='<div class="qa-chat" role="region" aria-label="Questions and answers">${value}</div>',
@@ -76,7 +82,7 @@ def _conversation() -> dict[str, Any]:
         send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
     clear = gr.Button("New conversation", size="sm", elem_id="qa-new")
     gr.Examples(EXAMPLES, inputs=question, label="Example questions", elem_id="qa-examples")
-    return {"conv": conv, "chat": chat, "question": question, "send": send, "clear": clear}
+    return {"conv": conv, "chat": chat, "question": question, "send": send, "clear": clear, **found}
 
 
 def _panels(service: Service, operator: bool) -> dict[str, Any]:
@@ -169,6 +175,14 @@ def _wire(demo: gr.Blocks, ui: SimpleNamespace, handlers: Handlers, service: Ser
         handlers.clear_filters, None, [ui.tags, ui.date_from, ui.date_to, ui.sort, ui.k], **private
     )
     ui.pick.change(handlers.open_source, ui.pick, ui.source, **private)
+    if hasattr(ui, "timer"):
+        ui.timer.tick(
+            handlers.build_tick,
+            None,
+            [ui.building, ui.timer, ui.date_from, ui.date_to, ui.about, ui.note],
+            show_progress="hidden",
+            **private,
+        )
     ui.as_text.click(handlers.citations_text, ui.conv, ui.cite_box, **private)
     ui.as_bib.click(handlers.bibtex_file, ui.conv, ui.cite_file, **private)
     ui.as_ris.click(handlers.ris_file, ui.conv, ui.cite_file, **private)

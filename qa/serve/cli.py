@@ -130,8 +130,9 @@ def _ask_parser(sub) -> None:  # noqa: ANN001
 def _serve_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser(
         "serve",
-        help="run the web chat (builds or updates the index first)",
-        description="Bring the index up to date, then serve the chat app.",
+        help="run the web chat (updates the index first; a new index is built while it serves)",
+        description="Bring the index up to date, then serve the chat app. With no index yet, the "
+        "app listens at once and builds the index behind the page, which shows its progress.",
     )
     _common(p)
     p.add_argument("--host", default=config.DEFAULT_HOST, help="address to bind (default: %(default)s)")
@@ -364,29 +365,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`qa serve`."""
+    from qa.index.files import MANIFEST
+    from qa.models.embedding import get_embedder
     from qa.search.types import SearchSettings
     from qa.serve.app import serve
-    from qa.serve.service import make_service
+    from qa.serve.service import Service, make_service
 
     docs = resolve_docs_arg(args)
     if args.switch_docs:  # the service's own update keeps to the recorded folder: switch first
         refresh_index(docs, args.index, args.model, switch=True)
-    service = make_service(
-        docs,
-        args.index,
-        args.model,
-        progress=_tqdm_progress(),
-        settings=SearchSettings(rerank=args.rerank, rerank_busy=max(0, args.rerank_busy)),
-        update=not args.no_update,
-    )
-    for problem in service.problems:
-        print(f"warning: skipped {problem}", file=sys.stderr)
+    settings = SearchSettings(rerank=args.rerank, rerank_busy=max(0, args.rerank_busy))
+    if not args.no_update and not (args.index / MANIFEST).exists():
+        # A new folder: listen at once and build behind the page, which shows how far it is.
+        service = Service(docs, args.index, get_embedder(args.model), settings=settings)
+        service.build_in_background(_tqdm_progress())
+        print("index: none yet; building it now (the page shows its progress and answers once it is done)")
+    else:
+        service = make_service(
+            docs,
+            args.index,
+            args.model,
+            progress=_tqdm_progress(),
+            settings=settings,
+            update=not args.no_update,
+        )
+        for problem in service.problems:
+            print(f"warning: skipped {problem}", file=sys.stderr)
+        index = service.searcher.index
+        done = service.last_report.summary() if service.last_report else "served as it is (--no-update)"
+        print(f"index: {len(index.documents)} summaries; {done}")
     from qa.models.multilingual import detect_language
 
     detect_language("warm-up")  # its model loads now (0.4 s), not in the first reader's wait
-    index = service.searcher.index
-    done = service.last_report.summary() if service.last_report else "served as it is (--no-update)"
-    print(f"index: {len(index.documents)} summaries; {done}")
     print(f"serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
     serve(
         service,

@@ -29,8 +29,9 @@ from qa.serve.inputs import (
     check_question,
     typed,
 )
-from qa.serve.service import Service
+from qa.serve.service import NotReady, Service
 from qa.serve.views import (
+    build_text,
     export_citations,
     filter_note_text,
     index_about,
@@ -47,6 +48,9 @@ SORTS = ("Best match", "Newest first")
 
 
 LOG = logging.getLogger(__name__)
+
+#: How long a question asked during the first build waits for it before the reader is told.
+FIRST_BUILD_WAIT = 600.0
 
 
 SEARCH_FAILED = (
@@ -123,6 +127,8 @@ class Handlers:
                 raise ValueError("question is empty: send a question in plain words")
         except ValueError as exc:  # the client's mistake: a message, not a traceback in the log
             raise gr.Error(str(exc), print_exception=False) from None
+        if not self.service.ready:  # the first build is still running: say how far it is
+            raise gr.Error(f"{build_text(self.service)} Ask again in a moment.", print_exception=False)
         searched = with_context(question, previous)
         try:
             answer = self.service.ask(searched, filters, k)
@@ -206,6 +212,9 @@ class Handlers:
         """`answer_turn`, or a turn that says the search failed: never "Searching…" for ever."""
         try:
             return self.answer_turn(number, message, previous, studies, *controls)
+        except NotReady as exc:
+            body = f'<p class="qa-notcovered" role="status">{text_html(str(exc))} Please ask again then.</p>'
+            return Turn(number, message, turn_html(f"t{number}", message, body))
         except Exception:  # whatever broke, the reader gets a calm message and may ask again
             LOG.exception("the search failed for a question of %d characters", len(message))
             body = f'<p class="qa-notcovered" role="alert">{SEARCH_FAILED}</p>'
@@ -221,6 +230,8 @@ class Handlers:
 
     def respond(self, conv: Conversation, tags, date_from, date_to, k, sort):
         """The oldest open question answered in its turn: chat and the "Cited study" picker."""
+        # A question asked while the first build runs shows "Searching…" until the index is there.
+        self.service.wait_ready(FIRST_BUILD_WAIT)
         with conv.answering() as claim:
             if claim is None:  # another event answered it: show the conversation as it is
                 return conv.html(), gr.update()
@@ -236,6 +247,22 @@ class Handlers:
         if not turn.searched:  # an opened study or a failed search: the picker keeps its studies
             return gr.update()
         return gr.update(choices=list(turn.labels), value=None)
+
+    def build_tick(self):
+        """While the first build runs, its progress; once it ends, the filters and About filled in
+        (progress, timer, from, to, About, filter note)."""
+        building = self.service.building
+        if not self.service.ready and not (building and building.failed):
+            return build_text(self.service), gr.update(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        years = year_choices(self.service)
+        return (
+            build_text(self.service),
+            gr.Timer(active=False),
+            gr.update(choices=years),
+            gr.update(choices=years),
+            reader_about(self.service),
+            filter_note_text(self.service, Filters()),
+        )
 
     def on_load(self, conv: Conversation, request: gr.Request):
         """Open `/?q=…&tag=…&from=…&to=…&sort=newest` with those filters set and the question answered."""

@@ -48,9 +48,50 @@ class Service:
     #: Whether this process may write into the index folder. A reader (`--no-update`) never
     #: does: the folder may be a read-only mount; derived data it needs stays in memory.
     writes: bool = True
+    #: The first build's progress while `build_in_background` runs (None otherwise).
+    building: BuildProgress | None = None
+    _built: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ready(self) -> bool:
+        """Whether there is an index to search (False only while the first build runs)."""
+        return self.searcher is not None
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the first build; whether there is an index to search."""
+        if not self.ready and self.building is not None:
+            self._built.wait(timeout)
+        return self.ready
+
+    def build_in_background(self, progress: Progress | None = None) -> threading.Thread:
+        """Build the index in a thread, so a server listens (and shows this progress) at once."""
+        building = self.building = BuildProgress(time.monotonic())
+
+        def run() -> None:
+            def report(done: int, total: int, what: str) -> None:
+                building.record(done, total)
+                if progress is not None:
+                    progress(done, total, what)
+
+            try:
+                self.rebuild(report)
+                for problem in self.problems:
+                    print(f"warning: skipped {problem}", flush=True)
+                print(f"index ready: {self.last_report.summary()}", flush=True)
+            except Exception as exc:  # the page says so; the operator reads why here
+                building.failed = safe_text(str(exc))
+                print(f"error: the index could not be built ({building.failed})", flush=True)
+            finally:
+                self._built.set()
+
+        thread = threading.Thread(target=run, name="qa-first-build", daemon=True)
+        thread.start()
+        return thread
 
     def ask(self, question: str, filters: Filters = Filters(), k: int = DEFAULT_K) -> Answer:
         """Search with the current index (reloaded in the background when another process updates it)."""
+        if not self.ready:
+            raise NotReady(self.building.text() if self.building else "there is no index to search yet")
         self.check_for_update()
         return self.searcher.search(question, k=k, filters=filters)
 
@@ -237,6 +278,50 @@ class Service:
             last_rebuild=last,
             problems=tuple(self.problems),
         )
+
+
+class NotReady(QAError):
+    """A question came while the first build was still running."""
+
+
+@dataclass
+class BuildProgress:
+    """How far the first build has come, for the page (changed by the build's thread only)."""
+
+    started: float  # time.monotonic() at the start
+    done: int = 0  # passages embedded
+    total: int = 0  # passages to embed (0 while the summaries are still being read)
+    first: tuple[float, int] | None = None  # (time, done) at the first report, for the rate
+    failed: str = ""  # why the build failed, if it did
+
+    def record(self, done: int, total: int) -> None:
+        """A progress report from the build."""
+        self.done, self.total = done, total
+        if self.first is None:
+            self.first = (time.monotonic(), done)
+
+    def text(self) -> str:
+        """The progress in words: what is done and, once the rate is known, about how long is left."""
+        if self.failed:
+            return f"The summaries could not be prepared for searching: {self.failed}"
+        if not self.total:
+            return "The summaries are being read, to prepare them for searching."
+        said = "The summaries are being prepared for searching: "
+        if self.done >= self.total:  # the steps after the passages are not counted: no time left
+            return f"{said}all {self.total:,} passages are done; the index is being finished."
+        said += f"{self.done:,} of {self.total:,} passages done"
+        if self.first is not None and self.done > self.first[1]:
+            rate = (self.done - self.first[1]) / max(time.monotonic() - self.first[0], 1e-3)
+            left = (self.total - self.done) / rate
+            said += f", about {_duration(left)} left"
+        return said + "."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(5, round(seconds / 5) * 5):.0f} seconds"
+    minutes = round(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 #: A changed file is read once its size and modification time held still this long: an editor

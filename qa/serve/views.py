@@ -103,8 +103,17 @@ def study_designs(service: Service, answer: Answer) -> dict[str, list[str]]:
     return out
 
 
+def build_text(service: Service) -> str:
+    """The first build's progress in words ("" once there is an index)."""
+    if service.ready:
+        return ""
+    return service.building.text() if service.building else "There is no index to search yet."
+
+
 def reader_about(service: Service) -> str:
     """Markdown for readers: what the collection is, its size and dates, and what it is not."""
+    if not service.ready:
+        return f"{build_text(service)} {DISCLAIMER}"
     index = service.searcher.index
     dates = sorted(
         c.published for d in index.documents if (ch := index.chunks_of(d)) and (c := ch[0].citation).published
@@ -122,6 +131,8 @@ def reader_about(service: Service) -> str:
 
 def year_choices(service: Service) -> list[str]:
     """ "Any" and every year a summary of the index was published in, newest first."""
+    if not service.ready:
+        return [ANY]
     index = service.searcher.index
     years = {
         c.published[:4]
@@ -133,6 +144,8 @@ def year_choices(service: Service) -> list[str]:
 
 def filter_note_text(service: Service, filters: Filters) -> str:
     """The filters in words with how many summaries match them (the same count the answer gives)."""
+    if not service.ready:
+        return ""
     count = matching_studies(service, filters)
     if not filters.active:
         return f"No filters: all {count} summaries are searched."
@@ -150,6 +163,8 @@ def source_view(service: Service, doc_id: str) -> str:
 
 def index_about(service: Service) -> str:
     """Markdown for the operator's "About this index" panel, every value escaped."""
+    if not service.ready:
+        return text_html(build_text(service))
     status = service.status()
     lines = [
         f"- **Summaries:** {status.summaries} ({status.passages} passages)",
