@@ -127,3 +127,16 @@ def test_the_first_builds_progress_reads_as_words(monkeypatch):
     assert progress.text().endswith("all 2,214 passages are done; the index is being finished.")
     progress.failed = "no space left on the disk"
     assert progress.text() == "The summaries could not be prepared for searching: no space left on the disk"
+
+
+def test_a_question_after_a_failed_first_build_says_why(tmp_path, fake_embedder):
+    from qa.serve.conversation import Conversation
+
+    service = Service(tmp_path / "no-such-folder", tmp_path / "index", fake_embedder, follow=False)
+    service.build_in_background().join(30)
+    assert not service.ready and "no-such-folder" in service.building.failed
+    handlers, conv = Handlers(service), Conversation()
+    handlers.echo("Does pacing help?", conv)
+    html, _ = handlers.respond(conv, *_controls())
+    assert "could not be prepared for searching" in html and "no-such-folder" in html
+    assert "Searching…" not in html and SEARCH_FAILED not in html

@@ -212,8 +212,8 @@ class Handlers:
         """`answer_turn`, or a turn that says the search failed: never "Searching…" for ever."""
         try:
             return self.answer_turn(number, message, previous, studies, *controls)
-        except NotReady as exc:
-            body = f'<p class="qa-notcovered" role="status">{text_html(str(exc))} Please ask again then.</p>'
+        except NotReady as exc:  # a first build that failed, or still runs after FIRST_BUILD_WAIT
+            body = f'<p class="qa-notcovered" role="status">{text_html(str(exc))}</p>'
             return Turn(number, message, turn_html(f"t{number}", message, body))
         except Exception:  # whatever broke, the reader gets a calm message and may ask again
             LOG.exception("the search failed for a question of %d characters", len(message))
