@@ -365,30 +365,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`qa serve`."""
-    from qa.index.files import MANIFEST
-    from qa.models.embedding import get_embedder
     from qa.search.types import SearchSettings
     from qa.serve.app import serve
-    from qa.serve.service import Service, make_service
+    from qa.serve.service import make_service
 
     docs = resolve_docs_arg(args)
     if args.switch_docs:  # the service's own update keeps to the recorded folder: switch first
         refresh_index(docs, args.index, args.model, switch=True)
-    settings = SearchSettings(rerank=args.rerank, rerank_busy=max(0, args.rerank_busy))
-    if not args.no_update and not (args.index / MANIFEST).exists():
-        # A new folder: listen at once and build behind the page, which shows how far it is.
-        service = Service(docs, args.index, get_embedder(args.model), settings=settings)
-        service.build_in_background(_tqdm_progress())
+    service = make_service(
+        docs,
+        args.index,
+        args.model,
+        progress=_tqdm_progress(),
+        settings=SearchSettings(rerank=args.rerank, rerank_busy=max(0, args.rerank_busy)),
+        update=not args.no_update,
+        background=True,  # a new folder: listen at once and build behind the page
+    )
+    if not service.ready:
         print("index: none yet; building it now (the page shows its progress and answers once it is done)")
     else:
-        service = make_service(
-            docs,
-            args.index,
-            args.model,
-            progress=_tqdm_progress(),
-            settings=settings,
-            update=not args.no_update,
-        )
         for problem in service.problems:
             print(f"warning: skipped {problem}", file=sys.stderr)
         index = service.searcher.index

@@ -452,16 +452,21 @@ def make_service(
     progress: Progress | None = None,
     settings: SearchSettings | None = None,
     update: bool = True,
+    background: bool = False,
 ) -> Service:
     """Bring the index up to date with `docs` (unless `update` is False) and return a ready `Service`.
 
     An existing index is served with the numpy query model (`qa/models/light.py`: no torch, a fast
     start); building one from nothing uses sentence-transformers, faster for thousands of passages.
+    With `background`, a first build runs in a thread and the service is returned at once, not
+    ready yet (`Service.ready`, `Service.building`): a server listens while it builds.
     """
     exists = (index_dir / MANIFEST).exists()
     embedder = query_embedder(model) if exists else get_embedder(model)
     service = Service(docs, index_dir, embedder, settings=settings or SearchSettings(), writes=update)
-    if update:
+    if update and background and not exists:
+        service.build_in_background(progress)
+    elif update:
         service.rebuild(progress)
     else:
         service.open()
