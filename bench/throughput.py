@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa import remote  # noqa: E402  (standard library only: the client adds little load)
+from qa.serve import remote  # noqa: E402  (standard library only: the client adds little load)
 
 SHARED = ROOT.parent / "shared"
 QA = str(Path(sys.executable).with_name("qa"))
