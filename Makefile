@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DOCS ?= seeds
 INDEX ?= index
 
-.PHONY: setup run index test test-full lint format bench bench-scale bench-throughput browser clean
+.PHONY: setup run index test test-full lint format bench bench-scale bench-throughput browser clean postgres postgres-stop
 
 setup: $(VENV)/.installed
 
@@ -65,6 +65,14 @@ bench-scale: setup
 # copies a built corpus index (BENCH_INDEX, default /work/idx-corpus) to a temp folder.
 bench-throughput: setup
 	$(PY) bench/throughput.py $(if $(BENCH_INDEX),--index-from $(BENCH_INDEX)) $(THROUGHPUT_ARGS)
+
+# A local PostgreSQL + pgvector for `--store` (data in .pgdata/, run as the user postgres when
+# root); the URL is the last line printed.
+postgres: setup
+	$(PY) -m qa.index.localpg start --data .pgdata
+
+postgres-stop: setup
+	$(PY) -m qa.index.localpg stop --data .pgdata
 
 clean:
 	rm -rf $(VENV) $(INDEX) *.egg-info

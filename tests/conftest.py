@@ -67,15 +67,20 @@ def three_studies(tmp_path, fake_embedder):
     from qa.corpus.documents import load_folder
     from qa.index.update import update_index
 
-    docs = tmp_path / "docs"
+    index, _ = update_index(tmp_path / "index", load_folder(three_summaries(tmp_path)), fake_embedder)
+    return index
+
+
+def three_summaries(folder: Path) -> Path:
+    """`folder`/docs with three one-finding summaries: pacing, naltrexone, tilt."""
+    docs = folder / "docs"
     docs.mkdir()
     write_summary(
         docs, "pacing.md", "Pacing and energy envelopes", "Pacing reduced crashes in 40 of 50 people."
     )
     write_summary(docs, "ldn.md", "Low-dose naltrexone in ME/CFS", "Naltrexone eased pain for some patients.")
     write_summary(docs, "tilt.md", "Tilt tests and blood flow", "Cerebral blood flow fell during tilt.")
-    index, _ = update_index(tmp_path / "index", load_folder(docs), fake_embedder)
-    return index
+    return docs
 
 
 def write_summary(folder: Path, name: str, title: str, found: str, doi: str = "") -> Path:

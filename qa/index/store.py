@@ -75,15 +75,17 @@ class Index:
         self.parent: Index | None = None
         self.changes: tuple[list[tuple[int, Chunk]], list[tuple[int, Chunk]]] | None = None
 
-    def fork(self, manifest: dict) -> Index:
+    def fork(self, manifest: dict, vectors: VectorStore | None = None) -> Index:
         """A new Index to update, sharing this one's immutable base; this one is never changed.
 
         `manifest` must be a fresh copy of this index's manifest (read from disk), since the
         update edits it. Queries may keep running on this index in other threads meanwhile.
+        `vectors`: the new index's store when it is not a layer over this one's (a database's).
         """
-        vectors = (
-            self.vectors.fork() if isinstance(self.vectors, LayeredStore) else LayeredStore(self.vectors)
-        )
+        if vectors is None:
+            vectors = (
+                self.vectors.fork() if isinstance(self.vectors, LayeredStore) else LayeredStore(self.vectors)
+            )
         keywords, studies = (
             k.fork() if isinstance(k, LayeredKeywords) else LayeredKeywords(k)
             for k in (self.keywords, self.study_keywords)

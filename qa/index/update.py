@@ -78,7 +78,7 @@ class UpdateReport:
         return text
 
 
-def _compatible(index: Index, embedder: Embedder) -> str:
+def compatible(index: Index, embedder: Embedder) -> str:
     """Why `index` cannot be updated in place with `embedder` ('' if it can)."""
     if index.model != embedder.name or index.manifest["dimension"] != embedder.dimension:
         return f"the model changed ({index.model} → {embedder.name})"
@@ -122,19 +122,19 @@ def _load_or_none(folder: Path) -> Index | None:
 RACY_NS = 2_000_000_000
 
 
-def _stat_fields(stat: FileStat | None) -> dict:
+def stat_fields(stat: FileStat | None) -> dict:
     """The manifest fields that let the next update skip an unchanged file without reading it."""
     if stat is None or time.time_ns() - stat.mtime_ns < RACY_NS:
         return {}  # no stat: the next update hashes the file
     return stat._asdict()
 
 
-def _refresh_stats(known: dict[str, dict], loaded: LoadResult) -> bool:
+def refresh_stats(known: dict[str, dict], loaded: LoadResult) -> bool:
     """Record the current stats of files judged unchanged (touched ones); return whether any moved."""
     moved = False
     for doc_id in loaded.unchanged:
         entry = known[doc_id]
-        fresh = _stat_fields(loaded.stats.get(doc_id))
+        fresh = stat_fields(loaded.stats.get(doc_id))
         if fresh != {k: entry[k] for k in FileStat._fields if k in entry}:
             for name in FileStat._fields:
                 entry.pop(name, None)
@@ -197,7 +197,7 @@ def update_folder(
             and _nothing_to_do(current, manifest, loaded, embedder)
         ):
             report = UpdateReport(unchanged=len(loaded.unchanged), files_read=loaded.read)
-            if _refresh_stats(manifest["documents"], loaded):
+            if refresh_stats(manifest["documents"], loaded):
                 manifest["updated_at"] = utc_now()
                 write_manifest_quietly(folder, manifest)
             current.manifest = manifest  # the same generation; only stats may differ
@@ -213,7 +213,7 @@ def _nothing_to_do(current: Index, manifest: dict, loaded: LoadResult, embedder:
     return (
         isinstance(manifest, dict)
         and current.manifest.get("generation") == manifest.get("generation")
-        and not _compatible(current, embedder)
+        and not compatible(current, embedder)
         and not loaded.documents
         and not loaded.problems
         and set(loaded.unchanged) == set(manifest.get("documents") or {})
@@ -241,7 +241,7 @@ def _chunk_within_limit(doc: Document, embedder: Embedder, report: UpdateReport)
 
 
 @dataclass
-class _Plan:
+class Plan:
     """What an update found to do: the summaries to embed and those kept at their last good version."""
 
     loaded: LoadResult
@@ -260,9 +260,9 @@ def _update(
     """
     report = UpdateReport()
     index, previous = _open_base(job, report, live, live_manifest)
-    plan = _plan(job, index, previous, loaded, report)
-    removed_ids, removed_chunks = _remove(index, report)
-    new_chunks = _assign_ids(index, plan, previous, report)
+    plan = plan_update(job, index, previous, loaded, report)
+    removed_ids, removed_chunks = take_out(index, report)
+    new_chunks = assign_ids(index, plan, previous, report)
     if not index.vectors.ntotal and not index.chunks:
         # A full build: the kind of store its size calls for (exact, or approximate past 100k).
         index.vectors = choose_store(len(new_chunks), job.embedder.dimension)
@@ -306,7 +306,7 @@ def _open_base(
                 loaded_index = Index.load(job.folder)
                 index = loaded_index.fork(loaded_index.manifest)
                 index.parent = None  # not an index any searcher uses
-            report.rebuilt_reason = _compatible(index, job.embedder)
+            report.rebuilt_reason = compatible(index, job.embedder)
         except IndexStateError as exc:
             report.rebuilt_reason = str(exc)
         if report.rebuilt_reason:
@@ -318,9 +318,9 @@ def _open_base(
     return Index.empty(job.folder, job.embedder), _load_or_none(job.folder)
 
 
-def _plan(
+def plan_update(
     job: UpdateJob, index: Index, previous: Index | None, loaded: LoadResult, report: UpdateReport
-) -> _Plan:
+) -> Plan:
     """Sort the read summaries into unchanged, added, changed, removed and kept-broken (in `report`)."""
     report.problems = [str(p) for p in loaded.problems]
     report.files_read = loaded.read
@@ -333,7 +333,7 @@ def _plan(
     broken = {safe_text(p.path.name) for p in loaded.problems}
     guard_update(job.folder, loaded, index if index.documents else previous, broken, job.switch)
     known = index.documents
-    stats_moved = _refresh_stats(known, loaded)
+    stats_moved = refresh_stats(known, loaded)
     report.unchanged += len(loaded.unchanged)
     todo: list[tuple[Document, list[Chunk]]] = []
     for doc_id, doc in current.items():
@@ -352,7 +352,7 @@ def _plan(
             continue
         (report.kept_broken if doc_id in broken else report.removed).append(doc_id)
     report.moved = _moved_into_subfolders(loaded.folder, report.removed)
-    return _Plan(loaded, todo, broken, stats_moved)
+    return Plan(loaded, todo, broken, stats_moved)
 
 
 def _moved_into_subfolders(folder: Path | None, removed: list[str]) -> list[str]:
@@ -366,7 +366,7 @@ def _moved_into_subfolders(folder: Path | None, removed: list[str]) -> list[str]
     return [f"{name} → {sub.name}/{name}" for name in removed for sub in subfolders if (sub / name).is_file()]
 
 
-def _remove(index: Index, report: UpdateReport) -> tuple[list[int], list[tuple[int, Chunk]]]:
+def take_out(index: Index, report: UpdateReport) -> tuple[list[int], list[tuple[int, Chunk]]]:
     """Take the passages of removed and changed summaries out of `index`; their ids and chunks."""
     known = index.documents
     removed_ids = [cid for doc_id in report.removed + report.changed for cid in known.pop(doc_id)["chunks"]]
@@ -377,8 +377,8 @@ def _remove(index: Index, report: UpdateReport) -> tuple[list[int], list[tuple[i
     return removed_ids, removed_chunks
 
 
-def _assign_ids(
-    index: Index, plan: _Plan, previous: Index | None, report: UpdateReport
+def assign_ids(
+    index: Index, plan: Plan, previous: Index | None, report: UpdateReport
 ) -> list[tuple[int, Chunk]]:
     """Give the passages to embed their ids and record their summaries in the manifest."""
     known = index.documents
@@ -391,7 +391,7 @@ def _assign_ids(
             "hash": doc.content_hash,
             "path": safe_text(str(doc.path)),
             "chunks": ids,
-            **_stat_fields(plan.loaded.stats.get(doc.doc_id)),
+            **stat_fields(plan.loaded.stats.get(doc.doc_id)),
         }
         new_chunks.extend(zip(ids, chunks))
     if previous is not None:

@@ -135,12 +135,21 @@ class Searcher:
         chunks = self.index.chunks
         lists, scores = [], {}
         for name in names:
-            found = [(i, s) for i, s in self.retrievers[name].retrieve(question, n) if i in chunks]
+            retriever = self.retrievers[name]
+            if filters.active and getattr(retriever, "filters_inside", False):
+                # The store filters (PostgreSQL, inside the SQL): the usual depth is enough.
+                found = retriever.retrieve(question, self.settings.candidates, filters)
+            else:
+                found = retriever.retrieve(question, n)
+            found = [(i, s) for i, s in found if i in chunks]
             found = [
                 (i, s)
                 for i, s in found
                 if filters.allows(chunks[i].citation) and chunks[i].doc_id not in filters.exclude
             ]
+            # The best `candidates` allowed passages of each list, however they were filtered, so
+            # a filtered search fuses lists as deep as an unfiltered one, in every store.
+            found = found[: self.settings.candidates]
             lists.append(found)
             scores[name] = dict(found)
         return [

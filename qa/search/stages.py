@@ -14,7 +14,7 @@ from qa.corpus.chunking import Chunk
 from qa.index.store import Index
 from qa.models.embedding import Embedder
 from qa.models.rerank import Reranker
-from qa.search.types import Passage, SearchSettings
+from qa.search.types import Filters, Passage, SearchSettings
 
 RRF_K = 60  # the constant from Cormack et al. (2009); robust without tuning
 
@@ -43,12 +43,21 @@ class DenseRetriever:
     def __init__(self, index: Index, embedder: Embedder) -> None:
         self.index, self.embedder = index, embedder
 
-    def retrieve(self, text: str, n: int) -> list[tuple[int, float]]:
-        """The `n` nearest passages."""
+    @property
+    def filters_inside(self) -> bool:
+        """Whether the vector store applies filters itself (PostgreSQL: inside the SQL)."""
+        return bool(getattr(self.index.vectors, "filters_inside", False))
+
+    def retrieve(self, text: str, n: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """The `n` nearest passages (that pass `filters`, when the store applies them)."""
         n = min(n, self.index.vectors.ntotal)
         if n == 0:
             return []
-        scores, ids = self.index.vectors.search(self.embedder.encode_query(text).reshape(1, -1), n)
+        query = self.embedder.encode_query(text).reshape(1, -1)
+        if filters is not None and filters.active and self.filters_inside:
+            scores, ids = self.index.vectors.search(query, n, filters)
+        else:
+            scores, ids = self.index.vectors.search(query, n)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 

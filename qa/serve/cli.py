@@ -27,6 +27,16 @@ def _switch(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=config.DEFAULT_STORE,
+        metavar="URL",
+        help="keep the index in PostgreSQL + pgvector at this postgresql:// URL instead of the "
+        "--index folder (env QA_STORE; `make postgres` starts one)",
+    )
+
+
 def _common(parser: argparse.ArgumentParser, docs_help: str = "") -> None:
     parser.add_argument("--docs", type=Path, default=None, help=docs_help or DOCS_HELP)
     parser.add_argument(
@@ -35,6 +45,7 @@ def _common(parser: argparse.ArgumentParser, docs_help: str = "") -> None:
         default=config.DEFAULT_INDEX,
         help="folder of the index (default: %(default)s, env QA_INDEX)",
     )
+    _store(parser)
     parser.add_argument(
         "--model",
         default=config.DEFAULT_MODEL,
@@ -194,6 +205,7 @@ def _eval_parser(sub) -> None:  # noqa: ANN001
         help=f"folder of the index (default: {config.DEFAULT_INDEX}, env QA_INDEX; "
         "with --beir: index-beir/<folder name>)",
     )
+    _store(p)
     p.add_argument(
         "--model",
         default=config.DEFAULT_MODEL,
@@ -224,12 +236,34 @@ def _tqdm_progress():
     return progress
 
 
+def _pg(args: argparse.Namespace):  # noqa: ANN202
+    """The PostgreSQL store named by --store (or QA_STORE), else None (the --index folder)."""
+    from qa.index.postgres import PgStore, is_url
+
+    if not args.store:
+        return None
+    if not is_url(args.store):
+        raise QAError(f"--store must be a postgresql:// URL (got {args.store!r})")
+    return PgStore(args.store)
+
+
 def resolve_docs_arg(args: argparse.Namespace) -> Path:
     """The summaries folder for a command: --docs (or QA_DOCS), else the one the index records."""
     from qa.index.folder import recorded_docs, resolve_docs
 
     given = args.docs if args.docs is not None else os.environ.get("QA_DOCS")
     switch = args.switch_docs or getattr(args, "rebuild", False)
+    store = _pg(args)
+    if store is not None:  # the database records its folder; a switch is refused by the update
+        with store.snapshot() as conn:
+            manifest = store.read_manifest(conn) or {}
+        if given is None and manifest.get("docs"):
+            print(
+                f"note: reading summaries from {manifest['docs']}, the folder this index was built from",
+                file=sys.stderr,
+            )
+            return Path(manifest["docs"])
+        return Path(given) if given else config.DEFAULT_DOCS
     docs = resolve_docs(args.index, Path(given) if given else None, switch, default=config.DEFAULT_DOCS)
     if given is None and docs == recorded_docs(args.index):
         print(f"note: reading summaries from {docs}, the folder this index was built from", file=sys.stderr)
@@ -245,6 +279,7 @@ def refresh_index(
     quiet: bool = False,
     switch: bool = False,
     compact: bool = False,
+    store=None,  # noqa: ANN001 (a PgStore: the index in PostgreSQL instead of index_dir)
 ):
     """Update the index from the summaries (only changed ones are read), report skipped files.
 
@@ -258,17 +293,26 @@ def refresh_index(
     # An update loads torch only when many passages are to be embedded: a run with nothing or a
     # few summaries changed took 5.5-7 s, 6.3 s of it importing sentence-transformers. A first
     # build or a rebuild embeds everything, faster with torch from the start.
-    fresh = rebuild or not (Path(index_dir) / MANIFEST).exists()
+    exists = store.exists() if store is not None else (Path(index_dir) / MANIFEST).exists()
+    fresh = rebuild or not exists
     embedder = get_embedder(model) if fresh else update_embedder(model)
-    index, report = update_folder(
-        index_dir,
-        docs,
-        embedder,
-        rebuild=rebuild,
-        switch_docs=switch,
-        progress=None if quiet else _tqdm_progress(),
-        compact=compact,
-    )
+    progress = None if quiet else _tqdm_progress()
+    if store is not None:
+        from qa.index.postgres import update_postgres
+
+        index, report = update_postgres(
+            store, docs, embedder, rebuild=rebuild, switch_docs=switch, progress=progress
+        )
+    else:
+        index, report = update_folder(
+            index_dir,
+            docs,
+            embedder,
+            rebuild=rebuild,
+            switch_docs=switch,
+            progress=progress,
+            compact=compact,
+        )
     for problem in report.problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
     for warning in report.warnings:
@@ -282,6 +326,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     """`qa index`."""
     start = time.perf_counter()
     docs = resolve_docs_arg(args)
+    store = _pg(args)
     index, report, _ = refresh_index(
         docs,
         args.index,
@@ -290,6 +335,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         switch=args.switch_docs,
         compact=args.compact,
+        store=store,
     )
     if report.rebuilt_reason and report.rebuilt_reason != "asked to rebuild":
         print(f"note: rebuilt the whole index because {report.rebuilt_reason}", file=sys.stderr)
@@ -297,7 +343,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"note: kept the last good version of {name}", file=sys.stderr)
     took = time.perf_counter() - start
     print(f"{report.summary()} in {took:.1f}s")
-    print(f"index: {args.index} ({len(index.documents)} summaries, {len(index.chunks)} passages)")
+    where = store.label if store is not None else args.index
+    print(f"index: {where} ({len(index.documents)} summaries, {len(index.chunks)} passages)")
     return 0
 
 
@@ -308,7 +355,9 @@ def _ask_server(args: argparse.Namespace) -> bool:
     from qa.serve import remote
 
     try:
-        data, url = remote.ask_any(args.index, args.question, args.tag, args.date_from, args.date_to, args.k)
+        store = _pg(args)
+        where = store.cache if store is not None else args.index  # a server of a store is known by it
+        data, url = remote.ask_any(where, args.question, args.tag, args.date_from, args.date_to, args.k)
     except ValueError as exc:  # the server refused the question (a bad date, say)
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -343,12 +392,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    store = _pg(args)
     if args.docs is not None:
         docs = resolve_docs_arg(args)
-        index, _, embedder = refresh_index(docs, args.index, args.model, quiet=True, switch=args.switch_docs)
+        index, _, embedder = refresh_index(
+            docs, args.index, args.model, quiet=True, switch=args.switch_docs, store=store
+        )
     else:
         embedder = query_embedder(args.model)  # numpy for the bundled model: no torch to import
-        index = open_index(args.index, embedder)
+        if store is not None:
+            index = store.load()
+            index.check_model(embedder)
+        else:
+            index = open_index(args.index, embedder)
     searcher = open_searcher(
         index, embedder, SearchSettings(mode=args.mode, rerank=args.rerank), writes=args.docs is not None
     )
@@ -371,7 +427,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     docs = resolve_docs_arg(args)
     if args.switch_docs:  # the service's own update keeps to the recorded folder: switch first
-        refresh_index(docs, args.index, args.model, switch=True)
+        refresh_index(docs, args.index, args.model, switch=True, store=_pg(args))
     service = make_service(
         docs,
         args.index,
@@ -380,6 +436,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings=SearchSettings(rerank=args.rerank, rerank_busy=max(0, args.rerank_busy)),
         update=not args.no_update,
         background=True,  # a new folder: listen at once and build behind the page
+        store=args.store,
     )
     if not service.ready:
         print("index: none yet; building it now (the page shows its progress and answers once it is done)")
@@ -427,13 +484,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         index_dir = args.index or BEIR_INDEX_ROOT / args.beir.resolve().name
         embedder = get_embedder(args.model)
         progress = None if args.quiet else _tqdm_progress()
-        index, _ = update_index(index_dir, LoadResult(tuple(documents), ()), embedder, progress=progress)
+        loaded = LoadResult(tuple(documents), ())
+        store = _pg(args)
+        if store is not None:
+            from qa.index.postgres import update_postgres
+
+            index, _ = update_postgres(store, loaded, embedder, progress=progress)
+        else:
+            index, _ = update_index(index_dir, loaded, embedder, progress=progress)
     else:
         questions = load_questions(args.questions)
         args.index = index_dir = args.index or config.DEFAULT_INDEX
         docs = resolve_docs_arg(args)
         index, _, embedder = refresh_index(
-            docs, index_dir, args.model, quiet=args.quiet, switch=args.switch_docs
+            docs, index_dir, args.model, quiet=args.quiet, switch=args.switch_docs, store=_pg(args)
         )
         missing = sorted({name for q in questions for name in q.relevant} - set(index.documents))
         if missing:

@@ -13,6 +13,7 @@ from qa.corpus.chunking import sections
 from qa.corpus.documents import Citation, Document, is_summary_name, load_document, safe_text
 from qa.errors import DocumentError, QAError
 from qa.index.files import MANIFEST
+from qa.index.postgres import PgStore, update_postgres
 from qa.index.store import Index, follow_index
 from qa.index.update import Progress, RetryCache, UpdateReport, update_folder
 from qa.models.embedding import Embedder, get_embedder
@@ -51,6 +52,8 @@ class Service:
     #: The first build's progress while `build_in_background` runs (None otherwise).
     building: BuildProgress | None = None
     _built: threading.Event = field(default_factory=threading.Event)
+    #: The index in PostgreSQL (`--store URL`) instead of the files in `index_dir`.
+    store: PgStore | None = None
 
     @property
     def ready(self) -> bool:
@@ -92,7 +95,8 @@ class Service:
         """Search with the current index (reloaded in the background when another process updates it)."""
         if not self.ready:
             raise NotReady(self.building.text() if self.building else "there is no index to search yet")
-        self.check_for_update()
+        if self.store is None:  # PostgreSQL is asked by the follow loop, not once more per question
+            self.check_for_update()
         return self.searcher.search(question, k=k, filters=filters)
 
     def make_searcher(self, index: Index) -> Searcher:
@@ -114,6 +118,11 @@ class Service:
         return searcher
 
     def _manifest_key(self) -> tuple:
+        if self.store is not None:
+            try:
+                return (self.store.generation(),)
+            except QAError:  # down for now: the next check tries again
+                return ()
         try:
             st = os.stat(self.index_dir / MANIFEST)
         except OSError:
@@ -155,7 +164,12 @@ class Service:
             for attempt in range(5):
                 try:
                     # Only the deltas written since, when the writer added nothing else.
-                    index = follow_index(self.index_dir, self.searcher.index)
+                    current = self.searcher.index
+                    index = (
+                        self.store.follow(current)
+                        if self.store is not None
+                        else follow_index(self.index_dir, current)
+                    )
                     break
                 except QAError:  # the writer removed a generation between manifest and files
                     if attempt == 4:
@@ -179,7 +193,7 @@ class Service:
     def open(self) -> None:
         """Load the index as it is on disk, without reading the summaries (a reader process)."""
         key = self._manifest_key()
-        index = Index.load(self.index_dir)
+        index = self.store.load() if self.store is not None else Index.load(self.index_dir)
         index.check_model(self.embedder)
         self.searcher, self._seen = self.make_searcher(index), key
 
@@ -214,15 +228,20 @@ class Service:
         with self.lock:
             # Only changed summaries are read (size and modification time first, then the hash).
             current = self.searcher.index if self.searcher is not None else None
-            index, report = update_folder(
-                self.index_dir,
-                self.docs,
-                self.embedder,
-                progress=progress,
-                current=current,
-                compact=compact,
-                retry=self.retry,
-            )
+            if self.store is not None:
+                index, report = update_postgres(
+                    self.store, self.docs, self.embedder, progress=progress, current=current, retry=self.retry
+                )
+            else:
+                index, report = update_folder(
+                    self.index_dir,
+                    self.docs,
+                    self.embedder,
+                    progress=progress,
+                    current=current,
+                    compact=compact,
+                    retry=self.retry,
+                )
             self.problems = [*report.problems, *(f"refused {r}" for r in report.refused), *report.warnings]
             self._seen = self._manifest_key()  # this process wrote it: no reload needed
             if index is not current:  # nothing changed: keep the warmed searcher
@@ -453,6 +472,7 @@ def make_service(
     settings: SearchSettings | None = None,
     update: bool = True,
     background: bool = False,
+    store: str = "",
 ) -> Service:
     """Bring the index up to date with `docs` (unless `update` is False) and return a ready `Service`.
 
@@ -460,10 +480,16 @@ def make_service(
     start); building one from nothing uses sentence-transformers, faster for thousands of passages.
     With `background`, a first build runs in a thread and the service is returned at once, not
     ready yet (`Service.ready`, `Service.building`): a server listens while it builds.
+    `store`, a `postgresql://` URL, keeps the index in PostgreSQL instead of `index_dir`.
     """
-    exists = (index_dir / MANIFEST).exists()
+    pg = PgStore(store) if store else None
+    if pg is not None:
+        index_dir = pg.cache  # what this process keeps beside the index; servers are found by it
+    exists = pg.exists() if pg is not None else (index_dir / MANIFEST).exists()
     embedder = query_embedder(model) if exists else get_embedder(model)
-    service = Service(docs, index_dir, embedder, settings=settings or SearchSettings(), writes=update)
+    service = Service(
+        docs, index_dir, embedder, settings=settings or SearchSettings(), writes=update, store=pg
+    )
     if update and background and not exists:
         service.build_in_background(progress)
     elif update:
