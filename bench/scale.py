@@ -18,6 +18,7 @@ Usage:
   python bench/scale.py                                   # part A at 3k (real model), part B at 1M
   python bench/scale.py --part a --sizes 3000,30000,100000 --fake-from 30000
   python bench/scale.py --part b --vectors 1000000 --hnsw
+  python bench/scale.py --part a --sizes 28600 --fake-from 0 --store URL --replica URL2   # PostgreSQL, 200k passages
 """
 
 from __future__ import annotations
@@ -191,19 +192,55 @@ def _clocked(fn, *args, **kwargs):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _search_variants(service) -> dict[str, dict]:
-    """Keyword arguments for searching without and with reranking, as this version supports."""
+def _search_variants(service, filtered: bool = False) -> dict[str, dict]:
+    """Keyword arguments for searching without and with reranking, as this version supports;
+    with `filtered`, each also with a tag and a date filter (Treatment, published 2024 or later)."""
     import inspect
 
     params = inspect.signature(service.searcher.search).parameters
     for name in ("use_reranker", "rerank"):
         if name in params:
-            return {"no rerank": {name: False}, "rerank": {name: True}}
-    return {"search": {}}
+            variants = {"no rerank": {name: False}, "rerank": {name: True}}
+            break
+    else:
+        return {"search": {}}
+    if filtered:
+        from qa.search.types import parse_filters
+
+        limits = parse_filters(["Treatment"], "2024", "")
+        variants.update(
+            {f"{label}, filtered": {**kw, "filters": limits} for label, kw in list(variants.items())}
+        )
+    return variants
 
 
-def run_size(docs: Path, index_dir: Path, fake: bool, questions: list[str], repeats: int) -> dict:
-    """Part A for one corpus, in this process: builds, updates, queries; returns the figures."""
+def _replica_lag(reader, generation: int, timeout: float = 30.0) -> float:
+    """Seconds until a reader service following a replica holds `generation` (its follow loop runs)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if reader.searcher.index.manifest.get("generation") == generation:
+            return time.perf_counter() - start
+        time.sleep(0.01)
+    return float("inf")
+
+
+def run_size(
+    docs: Path,
+    index_dir: Path,
+    fake: bool,
+    questions: list[str],
+    repeats: int,
+    store: str = "",
+    replica: str = "",
+) -> dict:
+    """Part A for one corpus, in this process: builds, updates, queries; returns the figures.
+
+    With `store` (a postgresql:// URL) the index is in PostgreSQL; with `replica` too, a reader
+    on that streaming replica follows, and the time until it shows each edit is measured.
+    """
+    import threading
+
+    from qa.index.postgres import PgStore
     from qa.models.embedding import get_embedder
     from qa.search.types import SearchSettings
     from qa.serve.service import Service
@@ -213,26 +250,49 @@ def run_size(docs: Path, index_dir: Path, fake: bool, questions: list[str], repe
     shutil.rmtree(index_dir, ignore_errors=True)
     # With the hash embedder the multilingual stage is left out: its first open embeds every
     # summary with multilingual-e5 (about 90 minutes at 30k on 2 cores).
-    service = Service(docs, index_dir, embedder, settings=SearchSettings(multilingual=not fake))
+    settings = SearchSettings(multilingual=not fake)
+    pg = PgStore(store) if store else None
+    if pg is not None:
+        with pg.connect(autocommit=True) as conn:  # a fresh start: the build is a whole one
+            conn.execute("DROP TABLE IF EXISTS qa_passages, qa_summaries, qa_changes, qa_meta")
+        time.sleep(1.0)  # the replica replays the drop
+    service = Service(docs, index_dir, embedder, settings=settings, store=pg)
     full, full_s, full_cpu = _clocked(service.rebuild)
     victim = sorted(docs.glob("*.md"))[len(full.added) // 2]
     original = victim.read_text(encoding="utf-8")
+    reader, stop, lags, reader_load_s = None, threading.Event(), [], None
+    if replica:
+        reader = Service(docs, index_dir, embedder, settings=settings, writes=False, store=PgStore(replica))
+        _, reader_load_s = _timed(reader.open)
+        reader.follow_in_background(stop)
 
     def edit(n: int) -> None:
         victim.write_text(original + f"\nOne more sentence for the benchmark, edit {n}.\n", encoding="utf-8")
 
+    compact_s = compact_cpu = after_s = after_cpu = None
+    more: list[float] = []  # PostgreSQL: further single edits
     try:
         edit(1)
         one, one_s, one_cpu = _clocked(service.rebuild)  # a delta on the first generation
+        if reader is not None:
+            lags.append(_replica_lag(reader, service.searcher.index.manifest["generation"]))
         none, none_s, none_cpu = _clocked(service.rebuild)
-        edit(2)
-        _, compact_s, compact_cpu = _clocked(service.rebuild, compact=True)  # folded into a new generation
-        edit(3)
-        _, after_s, after_cpu = _clocked(service.rebuild)  # a delta on the compacted generation
+        if pg is None:  # the files store: its deltas folded into a new generation, then one more edit
+            edit(2)
+            _, compact_s, compact_cpu = _clocked(service.rebuild, compact=True)
+            edit(3)
+            _, after_s, after_cpu = _clocked(service.rebuild)  # a delta on the compacted generation
+        else:  # PostgreSQL has no compaction: more single edits, for the spread
+            for n in (2, 3, 4, 5):
+                edit(n)
+                more.append(_clocked(service.rebuild)[1])
+                if reader is not None:
+                    lags.append(_replica_lag(reader, service.searcher.index.manifest["generation"]))
     finally:
         victim.write_text(original, encoding="utf-8")  # the corpus stays reusable
+        stop.set()
     latency, latency_cpu = {}, {}
-    for label, kwargs in _search_variants(service).items():
+    for label, kwargs in _search_variants(service, filtered=pg is not None).items():
         for q in questions[:5]:  # warm-up
             service.searcher.search(q, k=10, **kwargs)
         times, cpu = [], []
@@ -264,12 +324,29 @@ def run_size(docs: Path, index_dir: Path, fake: bool, questions: list[str], repe
             "latency": latency_cpu,
         },
         "peak_mib": peak_mib(),
-        "index_mib": folder_mib(index_dir),
+        "index_mib": folder_mib(index_dir) if pg is None else _database_mib(pg),
         "vectors": service.searcher.index.vectors.ntotal,
+        "more_one_s": more,
+        "replica_lag_s": lags,
+        "reader_load_s": reader_load_s,
     }
 
 
-def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int, n_questions: int) -> list[str]:
+def _database_mib(store) -> float:
+    """Size of the PostgreSQL database holding the index."""
+    with store.connect(autocommit=True) as conn:
+        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20
+
+
+def part_a(
+    sizes: list[int],
+    fake_from: int,
+    work: Path,
+    repeats: int,
+    n_questions: int,
+    store: str = "",
+    replica: str = "",
+) -> list[str]:
     """Markdown for part A: one fresh process per size, so peak memory is that size's own."""
     rows = [
         "| summaries | passages | embedder | full build s | one changed s | no change s | "
@@ -277,6 +354,7 @@ def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int, n_questio
         "warm query p50 / p95 ms (min-max) | query CPU p50 ms | peak MiB | index MiB |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
+    extra: list[str] = []
     for size in sizes:
         docs, started = work / f"docs-{size}", time.perf_counter()
         make_corpus(size, docs)
@@ -285,6 +363,8 @@ def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int, n_questio
         cmd = [sys.executable, __file__, "--child", str(docs), str(index_dir), str(repeats), str(n_questions)]
         if size >= fake_from:
             cmd.append("--fake-embedder")
+        if store:
+            cmd += ["--store", store] + (["--replica", replica] if replica else [])
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"part A at {size} summaries failed:\n{done.stderr[-3000:]}")
@@ -294,14 +374,33 @@ def part_a(sizes: list[int], fake_from: int, work: Path, repeats: int, n_questio
         query_cpu = "<br>".join(f"{label}: {np.median(t):.1f}" for label, t in cpu["latency"].items())
         # Wall seconds, then this process's CPU seconds in brackets.
         steps = " | ".join(
-            f"{r[k]:.2f} ({cpu[k]:.2f})" for k in ("full_s", "one_s", "none_s", "compact_s", "after_s")
+            f"{r[k]:.2f} ({cpu[k]:.2f})" if r[k] is not None else "-"
+            for k in ("full_s", "one_s", "none_s", "compact_s", "after_s")
         )
+        if r.get("more_one_s"):
+            edits = [r["one_s"], *r["more_one_s"]]
+            print(
+                f"[part A] {size}: one changed summary, {len(edits)} edits: median {np.median(edits):.2f} s "
+                f"({min(edits):.2f}-{max(edits):.2f})",
+                file=sys.stderr,
+            )
+            extra.append(
+                f"- {r['summaries']} summaries: one changed summary, {len(edits)} edits in a row: median "
+                f"{np.median(edits):.2f} s ({min(edits):.2f}-{max(edits):.2f})"
+            )
+        if r.get("replica_lag_s"):
+            lag = r["replica_lag_s"]
+            extra.append(
+                f"- {r['summaries']} summaries: a reader on the streaming replica showed each edit "
+                f"{np.median(lag):.2f} s (median; {min(lag):.2f}-{max(lag):.2f}) after the writer's update "
+                f"returned; the reader loaded the index in {r['reader_load_s']:.1f} s"
+            )
         rows.append(
             f"| {r['summaries']} | {r['passages']} | {r['embedder']} | {steps} | {queries} | {query_cpu} | "
             f"{r['peak_mib']:.0f} | {r['index_mib']:.1f} |"
         )
         print(rows[-1], file=sys.stderr)
-    return rows
+    return rows + ([""] + extra if extra else [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,6 +558,18 @@ def main() -> int:
         "--work", type=Path, default=None, help="folder for corpora and indexes (default: /tmp)"
     )
     parser.add_argument("--questions-a", type=int, default=60, help="part A: how many dev questions")
+    parser.add_argument(
+        "--store",
+        default="",
+        metavar="URL",
+        help="part A: the index in PostgreSQL at this URL (its tables are replaced)",
+    )
+    parser.add_argument(
+        "--replica",
+        default="",
+        metavar="URL",
+        help="part A with --store: a streaming replica of it, for a reader",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -468,7 +579,8 @@ def main() -> int:
         questions = [
             json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines() if line.strip()
         ][:n_questions]
-        print(json.dumps(run_size(docs, index_dir, args.fake_embedder, questions, repeats)))
+        result = run_size(docs, index_dir, args.fake_embedder, questions, repeats, args.store, args.replica)
+        print(json.dumps(result))
         return 0
 
     work = args.work or Path(tempfile.gettempdir()) / "qa-bench-scale"
@@ -494,7 +606,14 @@ def main() -> int:
             "Step cells: wall seconds (CPU seconds of the process); with other work on the 2 cores the "
             "CPU figures are the steadier ones.\n"
         )
-        rows = part_a(sizes, fake_from, work, args.repeats, args.questions_a)
+        if args.store:
+            from qa.index.postgres import safe_url
+
+            print(
+                f"Store: PostgreSQL + pgvector at {safe_url(args.store)} (tables replaced); hybrid search "
+                "p50/p95 with and without a tag + date filter (Treatment, published 2024 or later).\n"
+            )
+        rows = part_a(sizes, fake_from, work, args.repeats, args.questions_a, args.store, args.replica)
         print("\n".join(rows) + "\n", flush=True)
         print(f"Load average after part A: {load()}\n")
     if args.part in ("b", "both"):

@@ -178,3 +178,18 @@ def test_every_keyword_index_keeps_the_same_contract(make):
     assert all(row != 99 for row, _ in index.search("row removed later", 6)), "a removed row is gone"
     assert index.doc_freq(tokenize("naltrexone")[0]) == 1 and index.doc_freq("zorblatin") == 0
     assert index.knows_stem_of("participant") and not index.knows_stem_of("zorblatine")
+
+
+@pytest.mark.parametrize("make", [built, layered], ids=lambda f: f.__name__)
+def test_every_keyword_index_leaves_out_rows_not_allowed_before_taking_the_top(make):
+    import numpy as np
+
+    index = make()
+    query = "patients pain antiviral energy sleep blood IL-6"
+    everything = index.search(query, 10)
+    assert len(everything) >= 4
+    allowed = np.zeros(8, dtype=bool)
+    allowed[[2, 4, 5]] = True  # one base row, two added rows (and 99, removed, is past the end)
+    found = index.search(query, 2, allowed=allowed)
+    assert found == [(i, s) for i, s in everything if i in (2, 4, 5)][:2]
+    assert index.search(query, 5, allowed=np.zeros(8, dtype=bool)) == []

@@ -117,3 +117,36 @@ def test_the_same_file_under_two_names_is_one_study_shown_once(three_studies, fa
     files = [s.doc_id for s in studies] + [name for s in studies for name in s.also]
     assert sorted(files).count("ldn.md") + sorted(files).count("ldn copy.md") == 2
     assert {s.doc_id for s in studies} & {"ldn.md", "ldn copy.md"} != {"ldn.md", "ldn copy.md"}
+
+
+def test_the_passage_mask_allows_exactly_what_the_filters_allow():
+    from qa.search.stages import PassageMask
+    from qa.search.types import Filters
+
+    def chunk(doc: str, tags: tuple[str, ...], published: str) -> Chunk:
+        citation = Citation(label=doc, title=doc, tags=tags, published=published)
+        return Chunk(f"{doc}#0", doc, "Summary", doc, doc, citation)
+
+    chunks = {
+        3: chunk("a.md", ("Treatment",), "2024-05-01"),
+        7: chunk("b.md", ("Biomarker", "Trial"), "2023-12-31"),
+        8: chunk("c.md", (), ""),
+        12: chunk("d.md", ("Treatment", "News"), "2025-01"),
+    }
+    mask = PassageMask(chunks)
+    for filters in (
+        Filters(),
+        Filters(tags=("Treatment",)),
+        Filters(tags=("Trial", "News")),
+        parse_filters([], "2024", ""),
+        parse_filters([], "", "2024"),
+        parse_filters(["Treatment"], "2024-06", "2025"),
+        Filters(exclude=("a.md", "c.md")),
+    ):
+        allowed = mask.allowed(filters)
+        assert len(allowed) == 13 and not allowed[[0, 1, 2, 4, 5, 6, 9, 10, 11]].any()
+        for cid, c in chunks.items():
+            assert allowed[cid] == (filters.allows(c.citation) and c.doc_id not in filters.exclude), (
+                filters,
+                cid,
+            )

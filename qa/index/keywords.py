@@ -42,8 +42,12 @@ class KeywordSearch(Protocol):
     """What a keyword index answers, whether built whole (`KeywordIndex`) or layered with
     deltas (`qa.index.segments.LayeredKeywords`); tests/test_keywords.py runs one contract on both."""
 
-    def search(self, query: str, k: int) -> list[tuple]:
-        """Top `k` (id, BM25 score) for a query; empty if no query word is indexed."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple]:
+        """Top `k` (id, BM25 score) for a query; empty if no query word is indexed.
+
+        `allowed`: for integer ids, a boolean array by id; rows whose id is False (or past its
+        end) are left out before the top `k` are taken (filters, without scoring twice).
+        """
         ...
 
     def doc_freq(self, token: str) -> int:
@@ -96,14 +100,27 @@ class KeywordIndex:
             self._sorted = sorted(self.vocab)
         return has_prefix(self._sorted, word, prefix)
 
-    def search(self, query: str, k: int) -> list[tuple]:
-        """Top `k` (id, BM25 score) for a query; empty if no query word is indexed."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple]:
+        """Top `k` (id, BM25 score) for a query; empty if no query word is indexed.
+
+        `allowed` (a boolean array by integer id) leaves rows out before the top `k` are taken.
+        """
         tokens = [t for t in tokenize(query) if t in self.vocab]
         if not tokens or not self.ids:
             return []
         k = min(k, len(self.ids))
-        rows, scores = self.model.retrieve([tokens], k=k, show_progress=False, n_threads=1)
+        mask = self.mask(allowed) if allowed is not None else None
+        rows, scores = self.model.retrieve([tokens], k=k, show_progress=False, n_threads=1, weight_mask=mask)
         return [(self.ids[r], float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def mask(self, allowed: np.ndarray) -> np.ndarray:
+        """bm25s's weight mask (one float per row) from a boolean array by integer id."""
+        if not hasattr(self, "_id_array"):
+            self._id_array = np.asarray(self.ids, dtype=np.int64)
+        inside = self._id_array < len(allowed)
+        out = np.zeros(len(self._id_array), dtype=np.float32)
+        out[inside] = allowed[self._id_array[inside]]
+        return out
 
     def save(self, folder: Path) -> None:
         """Write the index and its id list into `folder`."""

@@ -164,8 +164,9 @@ class PgStore:
         """Whether the database holds an index."""
         return self.generation() is not None
 
-    def read_manifest(self, conn) -> dict | None:  # noqa: ANN001
-        """The manifest with its summaries, read on `conn` (None when there is no index)."""
+    def read_manifest(self, conn, documents: bool = True) -> dict | None:  # noqa: ANN001
+        """The manifest with its summaries (unless not `documents`), read on `conn`; None when
+        there is no index."""
         if not _has_table(conn, "qa_meta"):
             return None
         row = conn.execute("SELECT manifest, generation FROM qa_meta WHERE id = 1").fetchone()
@@ -173,11 +174,20 @@ class PgStore:
             return None
         manifest = dict(row[0])
         manifest["generation"] = int(row[1])
-        manifest["documents"] = {
-            d: dict(e) for d, e in conn.execute("SELECT doc_id, entry FROM qa_summaries")
-        }
+        manifest["documents"] = self.summaries(conn) if documents else {}
         manifest["store"] = self.label
         return manifest
+
+    def summaries(self, conn, doc_ids: list[str] | None = None) -> dict[str, dict]:  # noqa: ANN001
+        """The summaries' entries (all, or those of `doc_ids`), read on `conn`."""
+        # One JSON text for all: decoding 28,600 jsonb values one by one took 0.4 s.
+        sql = "SELECT coalesce(json_object_agg(doc_id, entry), '{}')::text FROM qa_summaries"
+        found = (
+            conn.execute(sql + " WHERE doc_id = ANY(%s)", (doc_ids,))
+            if doc_ids is not None
+            else conn.execute(sql)
+        )
+        return json.loads(found.fetchone()[0])
 
     def _passages(self, conn, ids: list[int] | None = None) -> list[tuple[int, Chunk, bytes | None]]:  # noqa: ANN001
         sql = "SELECT id, chunk, sentences FROM qa_passages"
@@ -236,13 +246,13 @@ class PgStore:
         """
         mine = int(current.manifest["generation"])
         with self.snapshot() as conn:
-            manifest = self.read_manifest(conn)
+            manifest = self.read_manifest(conn, documents=False)
             if manifest is None:
                 raise IndexStateError(f"the index in {self.label} is gone")
             if manifest["generation"] == mine:
                 return current
             changes = conn.execute(
-                "SELECT generation, removed, added, rebuilt FROM qa_changes WHERE generation > %s "
+                "SELECT generation, removed, added, rebuilt, docs FROM qa_changes WHERE generation > %s "
                 "ORDER BY generation",
                 (mine,),
             ).fetchall()
@@ -256,6 +266,9 @@ class PgStore:
                 removed = [int(i) for c in changes for i in c[1]]
                 added_ids = sorted({int(i) for c in changes for i in c[2]} - set(removed))
                 rows = self._passages(conn, added_ids)
+                # Only the summaries these generations touched are read again.
+                touched = sorted({d for c in changes for d in c[4]})
+                manifest["documents"] = _touched(current.documents, touched, self.summaries(conn, touched))
         if whole:
             return self.load()
         index = current.fork(manifest, PgVectors(self, int(manifest["dimension"]), count=0))
@@ -325,8 +338,14 @@ class PgStore:
                     (json.dumps(manifest), generation),
                 )
                 conn.execute(
-                    "INSERT INTO qa_changes (generation, removed, added, rebuilt) VALUES (%s, %s, %s, %s)",
-                    (generation, change.removed, [cid for cid, _ in change.added], change.rebuilt),
+                    "INSERT INTO qa_changes (generation, removed, added, rebuilt, docs) VALUES (%s, %s, %s, %s, %s)",
+                    (
+                        generation,
+                        change.removed,
+                        [cid for cid, _ in change.added],
+                        change.rebuilt,
+                        sorted(set(change.entries) | set(change.gone_docs)),
+                    ),
                 )
                 conn.execute("DELETE FROM qa_changes WHERE generation <= %s", (generation - KEEP_CHANGES,))
                 conn.execute("SELECT pg_notify('qa_index', %s)", (str(generation),))
@@ -403,8 +422,16 @@ def _create_schema(conn, dimension: int, replace: bool) -> None:  # noqa: ANN001
         conn.execute(_HNSW_INDEX)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS qa_changes (generation bigint PRIMARY KEY, removed bigint[] NOT NULL, "
-        "added bigint[] NOT NULL, rebuilt boolean NOT NULL DEFAULT false)"
+        "added bigint[] NOT NULL, rebuilt boolean NOT NULL DEFAULT false, docs text[] NOT NULL DEFAULT '{}')"
     )
+
+
+def _touched(documents: dict[str, dict], touched: list[str], now: dict[str, dict]) -> dict[str, dict]:
+    """`documents` with the `touched` summaries' entries as they are `now` (absent: removed)."""
+    skip = set(touched)
+    out = {d: e for d, e in documents.items() if d not in skip}
+    out.update(now)
+    return out
 
 
 def _has_table(conn, name: str) -> bool:  # noqa: ANN001
@@ -587,6 +614,7 @@ def update_postgres(
     progress: Progress | None = None,
     current: Index | None = None,
     retry: RetryCache | None = None,
+    load: bool = True,
 ) -> tuple[Index, UpdateReport]:
     """Bring the index in `store` up to date with the summaries in `docs`, in one transaction.
 
@@ -594,12 +622,20 @@ def update_postgres(
     only added and changed summaries are embedded, an unreadable file keeps its last good
     passages, and an update that would empty the index or switch folders is refused. `current`,
     the index the caller holds, is followed (only what changed is read back) instead of loaded.
+    Without `load` (and no `current`) the index returned holds the summaries but no passages:
+    a one-shot `qa index` need not read 200k passages back to print two counts.
     """
     with store.writer_lock():
         before = None
         if not rebuild:
             with store.snapshot() as conn:
-                before = store.read_manifest(conn)
+                # The summaries of the index the caller holds, when it is still the live one:
+                # reading 28,600 entries back took 0.3 s of an update that changes one.
+                live = current is not None and current.manifest.get("store") == store.label
+                before = store.read_manifest(conn, documents=not live)
+                if before is not None and live:
+                    same = before["generation"] == current.manifest.get("generation")
+                    before["documents"] = current.documents if same else store.summaries(conn)
         known = dict(before["documents"]) if before else {}
         loaded = docs if isinstance(docs, LoadResult) else load_folder(docs, known=known)
         report = UpdateReport()
@@ -626,6 +662,8 @@ def update_postgres(
         if not (whole or entries or gone or removed_ids or base.manifest.get("docs") != before.get("docs")):
             if current is not None and current.manifest.get("generation") == before["generation"]:
                 return current, report
+            if current is None and not load:
+                return base, report
             return (store.follow(current) if current is not None else store.load()), report
         texts = [chunk.text for _, chunk in new_chunks]
         sentences = SentenceVectors(embedder.name)
@@ -656,7 +694,7 @@ def update_postgres(
         job.retry.clear()
     if current is not None and not whole and current.manifest.get("store") == store.label:
         return store.follow(current), report
-    return store.load(), report
+    return (store.load() if load or current is not None else base), report
 
 
 def _light_index(store: PgStore, manifest: dict | None, embedder: Embedder) -> Index:

@@ -264,8 +264,9 @@ class LayeredKeywords:
             self._sorted = sorted(t for t, p in self._postings.items() if p)
         return has_prefix(self._sorted, word, prefix)
 
-    def search(self, query: str, k: int) -> list[tuple]:
-        """Top `k` (id, BM25 score): the base without removed rows, merged with the added rows."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple]:
+        """Top `k` (id, BM25 score): the base without removed rows, merged with the added rows;
+        `allowed` (a boolean array by integer id) leaves rows out first."""
         tokens = tokenize(query)
         hits: dict = {}
         base_tokens = [t for t in tokens if t in self.base.vocab]
@@ -274,17 +275,21 @@ class LayeredKeywords:
                 mask = np.ones(len(self.base.ids), dtype=np.float32)
                 mask[[self._row_of[i] for i in self.dead]] = 0.0
                 self._mask = mask
+            weights = self._mask if self.dead else None
+            if allowed is not None:
+                weights = self.base.mask(allowed) * (weights if weights is not None else 1.0)
             rows, scores = self.base.model.retrieve(
                 [base_tokens],
                 k=min(k, len(self.base.ids)),
                 show_progress=False,
                 n_threads=1,
-                weight_mask=self._mask if self.dead else None,
+                weight_mask=weights,
             )
             hits = {self.base.ids[r]: float(s) for r, s in zip(rows[0], scores[0]) if s > 0}
         for term in tokens:  # a query term twice counts twice, as in bm25s
             for row_id, part in self._postings.get(term, {}).items():
-                hits[row_id] = hits.get(row_id, 0.0) + part
+                if allowed is None or (row_id < len(allowed) and allowed[row_id]):
+                    hits[row_id] = hits.get(row_id, 0.0) + part
         ranked = sorted(hits.items(), key=lambda item: item[1], reverse=True)
         return [(i, s) for i, s in ranked[:k] if s > 0]
 

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from qa.corpus.chunking import Chunk
 from qa.index.store import Index
 from qa.models.embedding import Embedder
@@ -65,13 +67,56 @@ class KeywordRetriever:
     """Passages by BM25 over their words (stemmed)."""
 
     name = "bm25"
+    #: Filters are applied inside the keyword search (a mask over its rows), before the top `n`.
+    filters_inside = True
 
     def __init__(self, index: Index) -> None:
         self.index = index
+        self._mask: PassageMask | None = None
 
-    def retrieve(self, text: str, n: int) -> list[tuple[int, float]]:
-        """The `n` best passages by BM25."""
-        return self.index.keywords.search(text, n)
+    def retrieve(self, text: str, n: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """The `n` best passages by BM25 (that pass `filters`)."""
+        if filters is None or not filters.active:
+            return self.index.keywords.search(text, n)
+        if self._mask is None:  # once per index, on its first filtered question
+            self._mask = PassageMask(self.index.chunks)
+        return self.index.keywords.search(text, n, allowed=self._mask.allowed(filters))
+
+
+class PassageMask:
+    """`Filters.allows` over every passage at once (numpy): which passage ids pass.
+
+    At 200k passages, filtering the keyword list in Python (a call per passage) took 0.5 s a
+    question; these arrays answer in milliseconds.
+    """
+
+    def __init__(self, chunks: dict[int, Chunk]) -> None:
+        self.ids = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
+        self.size = int(self.ids.max()) + 1 if len(self.ids) else 0
+        self._citations = [chunks[i].citation for i in self.ids.tolist()]
+        self._tags: dict[str, np.ndarray] = {}
+        self.published = np.array([c.published or "" for c in self._citations], dtype=str)
+        self.docs = np.array([chunks[i].doc_id for i in self.ids.tolist()], dtype=object)
+
+    def _tag(self, tag: str) -> np.ndarray:
+        if tag not in self._tags:
+            self._tags[tag] = np.fromiter((tag in c.tags for c in self._citations), dtype=bool)
+        return self._tags[tag]
+
+    def allowed(self, filters: Filters) -> np.ndarray:
+        """A boolean array by passage id: True where the passage's study passes `filters`."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        if filters.tags:
+            keep &= np.logical_or.reduce([self._tag(t) for t in filters.tags])
+        if filters.date_from:
+            keep &= (self.published != "") & (self.published >= filters.date_from)
+        if filters.date_to:
+            keep &= (self.published != "") & (self.published <= filters.date_to)
+        if filters.exclude:
+            keep &= ~np.isin(self.docs, list(filters.exclude))
+        out = np.zeros(self.size, dtype=bool)
+        out[self.ids[keep]] = True
+        return out
 
 
 # --- fuse -------------------------------------------------------------------------------

@@ -280,6 +280,7 @@ def refresh_index(
     switch: bool = False,
     compact: bool = False,
     store=None,  # noqa: ANN001 (a PgStore: the index in PostgreSQL instead of index_dir)
+    load: bool = True,
 ):
     """Update the index from the summaries (only changed ones are read), report skipped files.
 
@@ -301,7 +302,7 @@ def refresh_index(
         from qa.index.postgres import update_postgres
 
         index, report = update_postgres(
-            store, docs, embedder, rebuild=rebuild, switch_docs=switch, progress=progress
+            store, docs, embedder, rebuild=rebuild, switch_docs=switch, progress=progress, load=load
         )
     else:
         index, report = update_folder(
@@ -336,6 +337,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         switch=args.switch_docs,
         compact=args.compact,
         store=store,
+        load=False,  # two counts are printed: PostgreSQL's passages are not read back for them
     )
     if report.rebuilt_reason and report.rebuilt_reason != "asked to rebuild":
         print(f"note: rebuilt the whole index because {report.rebuilt_reason}", file=sys.stderr)
@@ -344,7 +346,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     took = time.perf_counter() - start
     print(f"{report.summary()} in {took:.1f}s")
     where = store.label if store is not None else args.index
-    print(f"index: {where} ({len(index.documents)} summaries, {len(index.chunks)} passages)")
+    passages = sum(len(entry.get("chunks", ())) for entry in index.documents.values())
+    print(f"index: {where} ({len(index.documents)} summaries, {passages} passages)")
     return 0
 
 
@@ -427,7 +430,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     docs = resolve_docs_arg(args)
     if args.switch_docs:  # the service's own update keeps to the recorded folder: switch first
-        refresh_index(docs, args.index, args.model, switch=True, store=_pg(args))
+        refresh_index(docs, args.index, args.model, switch=True, store=_pg(args), load=False)
     service = make_service(
         docs,
         args.index,
