@@ -144,6 +144,20 @@ def test_dev_questions_give_the_files_stores_results(corpus_store, corpus_index,
         assert abs(pg.metrics[metric] - files.metrics[metric]) <= 0.02, (metric, pg.metrics, files.metrics)
 
 
+def test_keyword_search_from_the_stored_words_equals_the_files_stores(corpus_store, corpus_index):
+    """BM25 in a reader is built from the words the writer stored: the same rows, the same scores."""
+    from qa.evaluation import load_questions
+
+    _, index = corpus_store
+    for question in [q.question for q in load_questions(EVAL_QUESTIONS)]:
+        for mine, theirs in (
+            (index.keywords.search(question, 100), corpus_index.keywords.search(question, 100)),
+            (index.study_keywords.search(question, 50), corpus_index.study_keywords.search(question, 50)),
+        ):
+            assert [i for i, _ in mine] == [i for i, _ in theirs], question
+            assert np.allclose([s for _, s in mine], [s for _, s in theirs], rtol=1e-6), question
+
+
 def test_filters_run_inside_the_sql_and_agree_with_the_files_store(corpus_store, corpus_index, embedder):
     from qa.serve.service import open_searcher
 

@@ -75,8 +75,13 @@ class KeywordIndex:
     @classmethod
     def build(cls, ids: list, texts: list[str]) -> KeywordIndex:
         """Index `texts`, one row per id (chunk ids, or doc ids for whole summaries)."""
+        return cls.from_tokens(ids, [tokenize(t) for t in texts])
+
+    @classmethod
+    def from_tokens(cls, ids: list, tokens: list[list[str]]) -> KeywordIndex:
+        """Index rows already tokenised by `tokenize` (a store that keeps the tokens)."""
         model = bm25s.BM25()
-        tokens = [tokenize(t) or [""] for t in texts] or [[""]]
+        tokens = [t or [""] for t in tokens] or [[""]]
         model.index(tokens, show_progress=False)
         return cls(model, list(ids), sum(map(len, tokens)) / len(tokens))
 

@@ -45,10 +45,10 @@ from qa.corpus.documents import LoadResult, load_folder
 from qa.errors import IndexStateError
 from qa.index.deltas import apply_keywords
 from qa.index.files import chunk_from_json, chunk_to_json, utc_now
-from qa.index.keywords import KeywordIndex
+from qa.index.keywords import KeywordIndex, tokenize
 from qa.index.segments import COMPACT_SHARE
 from qa.index.sentences import SentenceVectors
-from qa.index.store import Index, build_study_keywords
+from qa.index.store import Index
 from qa.index.update import UpdateReport, assign_ids, compatible, plan_update, take_out
 from qa.index.vectorstore import ExactStore, VectorStore, as_ids, as_vectors
 from qa.index.writing import Progress, RetryCache, UpdateJob, embed
@@ -189,13 +189,14 @@ class PgStore:
         )
         return json.loads(found.fetchone()[0])
 
-    def _passages(self, conn, ids: list[int] | None = None) -> list[tuple[int, Chunk, bytes | None]]:  # noqa: ANN001
-        sql = "SELECT id, chunk, sentences FROM qa_passages"
+    def _passages(self, conn, ids: list[int] | None = None, words: bool = False) -> list[tuple]:  # noqa: ANN001
+        """(id, Chunk, sentence vectors' bytes[, its words, its text's words]) per passage."""
+        sql = "SELECT id, chunk, sentences" + (", words, text_words" if words else "") + " FROM qa_passages"
         rows = conn.execute(sql + " WHERE id = ANY(%s)", (ids,)) if ids is not None else conn.execute(sql)
         out = []
-        for _, text, sentences in rows:
-            cid, chunk = chunk_from_json(text)
-            out.append((cid, chunk, sentences))
+        for row in rows:
+            cid, chunk = chunk_from_json(row[1])
+            out.append((cid, chunk, *row[2:]))
         return out
 
     @contextmanager
@@ -219,23 +220,30 @@ class PgStore:
             manifest = self.read_manifest(conn)
             if manifest is None:
                 raise IndexStateError(f"no index in {self.label}: build one with: qa index --store URL")
-            rows = self._passages(conn)
+            rows = self._passages(conn, words=True)
         self.cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-        chunks = {cid: chunk for cid, chunk, _ in rows}
+        chunks = {row[0]: row[1] for row in rows}
         ordered = sorted(chunks)
-        keywords = KeywordIndex.build(ordered, [chunks[i].embed_text for i in ordered])
+        # The words were tokenised by the writer: tokenising 200k passages twice took 49 s of
+        # a reader's 73 s start. Split on spaces: a token never holds one.
+        words = {row[0]: row[3] for row in rows}
+        keywords = KeywordIndex.from_tokens(ordered, [words[i].split() for i in ordered])
         vectors = PgVectors(self, int(manifest["dimension"]), count=len(chunks))
         index = Index(self.cache, manifest, chunks, vectors, keywords, KeywordIndex.build([], []))
-        index.study_keywords = build_study_keywords(index)
+        text_words = {row[0]: row[4] for row in rows}
+        doc_ids = sorted(index.documents)
+        index.study_keywords = KeywordIndex.from_tokens(
+            doc_ids, [_study_tokens(index, d, text_words) for d in doc_ids]
+        )
         index.sentences = SentenceVectors(index.model, self._sentences(rows, index))
         return index
 
     def _sentences(self, rows, index: Index) -> dict[str, np.ndarray]:  # noqa: ANN001
         dim = int(index.manifest["dimension"])
         return {
-            chunk.text: np.frombuffer(data, dtype=np.float16).reshape(-1, dim)
-            for _, chunk, data in rows
-            if data is not None
+            row[1].text: np.frombuffer(row[2], dtype=np.float16).reshape(-1, dim)
+            for row in rows
+            if row[2] is not None
         }
 
     def follow(self, current: Index) -> Index:
@@ -413,7 +421,7 @@ def _create_schema(conn, dimension: int, replace: bool) -> None:  # noqa: ANN001
         f"CREATE TABLE IF NOT EXISTS qa_passages (id bigint PRIMARY KEY, doc_id text NOT NULL DEFAULT '', "
         f"chunk text NOT NULL DEFAULT '', tags text[] NOT NULL DEFAULT '{{}}', "
         f"published text COLLATE \"C\" NOT NULL DEFAULT '', embedding vector({int(dimension)}) NOT NULL, "
-        f"sentences bytea)"
+        f"sentences bytea, words text NOT NULL DEFAULT '', text_words text NOT NULL DEFAULT '')"
     )
     conn.execute("CREATE INDEX IF NOT EXISTS qa_passages_doc ON qa_passages (doc_id)")
     conn.execute("CREATE INDEX IF NOT EXISTS qa_passages_published ON qa_passages (published)")
@@ -434,6 +442,18 @@ def _touched(documents: dict[str, dict], touched: list[str], now: dict[str, dict
     return out
 
 
+def _study_tokens(index: Index, doc_id: str, text_words: dict[int, str]) -> list[str]:
+    """`tokenize(study_text(index.chunks_of(doc_id)))` from each passage's stored words: the same
+    bag of words, as no token crosses the line breaks that join the passages."""
+    ids = [i for i in index.documents.get(doc_id, {}).get("chunks", []) if i in index.chunks]
+    if not ids:
+        return []
+    tokens = tokenize(index.chunks[ids[0]].citation.title)
+    for cid in ids:
+        tokens += text_words[cid].split()
+    return tokens
+
+
 def _has_table(conn, name: str) -> bool:  # noqa: ANN001
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
 
@@ -445,11 +465,11 @@ def _copy_passages(conn, change: PgChange) -> None:  # noqa: ANN001
     with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY qa_passages (id, doc_id, chunk, tags, published, embedding, sentences) FROM STDIN "
-            "WITH (FORMAT BINARY)"
+            "COPY qa_passages (id, doc_id, chunk, tags, published, embedding, sentences, words, text_words) "
+            "FROM STDIN WITH (FORMAT BINARY)"
         ) as copy,
     ):
-        copy.set_types(["int8", "text", "text", "text[]", "text", "vector", "bytea"])
+        copy.set_types(["int8", "text", "text", "text[]", "text", "vector", "bytea", "text", "text"])
         for (cid, chunk), vector, sentences in zip(change.added, change.vectors, change.sentences):
             copy.write_row(
                 (
@@ -460,6 +480,9 @@ def _copy_passages(conn, change: PgChange) -> None:  # noqa: ANN001
                     chunk.citation.published or "",
                     np.asarray(vector, dtype=np.float32),
                     np.asarray(sentences, dtype=np.float16).tobytes(),
+                    # BM25's tokens, so a reader indexes them without tokenising (see `load`).
+                    " ".join(tokenize(chunk.embed_text)),
+                    " ".join(tokenize(chunk.text)),
                 )
             )
 
