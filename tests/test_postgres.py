@@ -386,3 +386,41 @@ def test_filters_in_sql_follow_the_same_rules_as_in_python(url, tmp_path, embedd
             if filters.allows(c.citation) and c.doc_id not in filters.exclude
         }
         assert found == expected, filters
+
+
+def test_the_local_server_command_prints_its_url_last_and_stops(tmp_path):
+    """What `make postgres` and `make postgres-stop` run."""
+    import psycopg
+
+    home = Path(tempfile.mkdtemp(prefix="qa-pg-cli-"))
+    home.chmod(0o755)
+    data, port = home / "data", localpg.free_port()
+    command = [sys.executable, "-m", "qa.index.localpg"]
+    try:
+        started = subprocess.run(
+            [*command, "start", "--data", str(data), "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        url = started.stdout.strip().splitlines()[-1]
+        assert url == f"postgresql://qa@127.0.0.1:{port}/qa"
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        again = subprocess.run(  # a running server is reused, and says where it is again
+            [*command, "start", "--data", str(data)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert again.stdout.strip().splitlines()[-1] == url
+    finally:
+        stopped = subprocess.run(
+            [*command, "stop", "--data", str(data)], cwd=ROOT, capture_output=True, text=True
+        )
+        shutil.rmtree(home, ignore_errors=True)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
