@@ -424,3 +424,22 @@ def test_the_local_server_command_prints_its_url_last_and_stops(tmp_path):
         )
         shutil.rmtree(home, ignore_errors=True)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
+
+
+def test_a_search_survives_a_dropped_connection_and_says_so_when_the_database_is_gone(
+    url, tmp_path, embedder
+):
+    store = PgStore(url)
+    index, _ = update_postgres(store, three_summaries(tmp_path), embedder)
+    query = embedder.encode_query("pacing").reshape(1, -1)
+    before = index.vectors.search(query, 3)[1].tolist()
+    with store.connect(autocommit=True) as admin:  # every other connection to the database is cut
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    assert index.vectors.search(query, 3)[1].tolist() == before  # a new connection answered
+    gone = PgStore(url.rsplit("/", 1)[0] + f"/qa_missing_{tmp_path.name[-6:].replace('-', '_')}")
+    vectors = PgVectors(gone, index.vectors.dimension, count=3)
+    with pytest.raises(IndexStateError, match="qa_missing"):
+        vectors.search(query, 3)

@@ -549,15 +549,23 @@ class PgVectors(VectorStore):
             sql = f"WITH found AS MATERIALIZED ({sql}) SELECT id, distance FROM found ORDER BY distance"
         out_scores = np.full((len(vectors), n), -np.inf, dtype=np.float32)
         out_ids = np.full((len(vectors), n), -1, dtype=np.int64)
-        with self.store.query() as conn, conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {min(max(EF_SEARCH, n), 1000)}")
-            if where:
-                conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            for row, query in enumerate(vectors):
-                found = conn.execute(sql, (query, *params)).fetchall()
-                for col, (cid, distance) in enumerate(found[:n]):
-                    out_ids[row, col], out_scores[row, col] = cid, -distance
-        return out_scores, out_ids
+        psycopg, _ = _psycopg()
+        for attempt in (1, 2):
+            try:
+                with self.store.query() as conn, conn.transaction():
+                    conn.execute(f"SET LOCAL hnsw.ef_search = {min(max(EF_SEARCH, n), 1000)}")
+                    if where:
+                        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    for row, query in enumerate(vectors):
+                        found = conn.execute(sql, (query, *params)).fetchall()
+                        for col, (cid, distance) in enumerate(found[:n]):
+                            out_ids[row, col], out_scores[row, col] = cid, -distance
+                return out_scores, out_ids
+            except psycopg.OperationalError as exc:
+                # A dropped connection (a restart, a failover): one more try on a new one.
+                if attempt == 2:
+                    raise IndexStateError(f"cannot search the index in {self.store.label}: {exc}") from None
+        raise AssertionError("unreachable")
 
     def get(self, ids: Any) -> np.ndarray:
         """The stored vectors of `ids`; KeyError for one not stored."""
