@@ -443,3 +443,18 @@ def test_a_search_survives_a_dropped_connection_and_says_so_when_the_database_is
     vectors = PgVectors(gone, index.vectors.dimension, count=3)
     with pytest.raises(IndexStateError, match="qa_missing"):
         vectors.search(query, 3)
+
+
+def test_an_index_written_by_another_version_is_named_and_rebuilt_whole(url, tmp_path, embedder):
+    store = PgStore(url)
+    docs = three_summaries(tmp_path)
+    update_postgres(store, docs, embedder)
+    with store.connect(autocommit=True) as conn:  # the layout of the first version of this store
+        conn.execute("UPDATE qa_meta SET manifest = manifest - 'schema'")
+        conn.execute("ALTER TABLE qa_passages DROP COLUMN words, DROP COLUMN text_words")
+    with pytest.raises(IndexStateError, match="another version.*qa index --rebuild --store"):
+        store.load()
+    index, report = update_postgres(store, docs, embedder)  # no --rebuild needed
+    assert "another version" in report.rebuilt_reason
+    assert set(index.documents) == {"ldn.md", "pacing.md", "tilt.md"}
+    assert PgStore(url).load().keywords.search("naltrexone", 1)[0][0] in index.chunks

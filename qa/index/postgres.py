@@ -56,6 +56,8 @@ from qa.models.embedding import Embedder
 
 #: Generations whose changes are kept for readers that lag; one further behind loads whole.
 KEEP_CHANGES = 1000
+#: The tables' layout, recorded in the manifest: an index written with another is rebuilt whole.
+SCHEMA = 2
 #: HNSW settings (pgvector's defaults, recorded so results can be traced).
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 #: Candidates HNSW looks at per query, at least: pgvector returns at most `ef_search` rows.
@@ -220,6 +222,11 @@ class PgStore:
             manifest = self.read_manifest(conn)
             if manifest is None:
                 raise IndexStateError(f"no index in {self.label}: build one with: qa index --store URL")
+            if manifest.get("schema") != SCHEMA:
+                raise IndexStateError(
+                    f"the index in {self.label} was written by another version of summary-qa; "
+                    f"rebuild it with: qa index --rebuild --store URL"
+                )
             rows = self._passages(conn, words=True)
         self.cache.mkdir(mode=0o700, parents=True, exist_ok=True)
         chunks = {row[0]: row[1] for row in rows}
@@ -339,7 +346,7 @@ class PgStore:
                     conn.execute(_HNSW_INDEX)
                 generation += 1
                 manifest = {k: v for k, v in change.manifest.items() if k not in ("documents", "store")}
-                manifest["generation"] = generation
+                manifest["generation"], manifest["schema"] = generation, SCHEMA
                 conn.execute(
                     "INSERT INTO qa_meta (id, manifest, generation) VALUES (1, %s, %s) "
                     "ON CONFLICT (id) DO UPDATE SET manifest = EXCLUDED.manifest, generation = EXCLUDED.generation",
@@ -672,9 +679,12 @@ def update_postgres(
         report = UpdateReport()
         base = _light_index(store, before, embedder)
         reason = "asked to rebuild" if rebuild else (compatible(base, embedder) if before else "")
+        if before is not None and not reason and before.get("schema") != SCHEMA:
+            reason = "its tables were written by another version of summary-qa"
         previous = None
         if reason:  # a whole build: unreadable files still keep the passages they had
-            previous = store.load() if store.exists() else None
+            with suppress(IndexStateError):  # unless the old index cannot be read either
+                previous = store.load() if store.exists() else None
             base = _light_index(store, None, embedder)
         job = UpdateJob(
             store.label, embedder, rebuild, switch_docs or rebuild, progress, retry or RetryCache()
