@@ -137,7 +137,7 @@ class Searcher:
         for name in names:
             retriever = self.retrievers[name]
             if filters.active and getattr(retriever, "filters_inside", False):
-                # The store filters (PostgreSQL, inside the SQL): the usual depth is enough.
+                # It filters itself (PostgreSQL's SQL, the keyword index's mask): the usual depth.
                 found = retriever.retrieve(question, self.settings.candidates, filters)
             else:
                 found = retriever.retrieve(question, n)

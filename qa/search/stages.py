@@ -24,7 +24,12 @@ RRF_K = 60  # the constant from Cormack et al. (2009); robust without tuning
 
 
 class Retriever(Protocol):
-    """One first-stage list: chunk ids with scores, best first."""
+    """One first-stage list: chunk ids with scores, best first.
+
+    A retriever that can apply the search's filters itself says so with `filters_inside = True`
+    and takes them as a third argument, `retrieve(text, n, filters)`; the others are asked for
+    every passage when filters are on, and filtered after.
+    """
 
     name: str
 

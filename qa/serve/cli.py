@@ -328,6 +328,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     docs = resolve_docs_arg(args)
     store = _pg(args)
+    if store is not None and args.compact:
+        print(
+            "note: --compact has nothing to fold in PostgreSQL (every update is one transaction)",
+            file=sys.stderr,
+        )
     index, report, _ = refresh_index(
         docs,
         args.index,
