@@ -158,6 +158,18 @@ def test_keyword_search_from_the_stored_words_equals_the_files_stores(corpus_sto
             assert np.allclose([s for _, s in mine], [s for _, s in theirs], rtol=1e-6), question
 
 
+def test_sentence_vectors_are_read_when_shown_and_are_the_files_stores(corpus_store, corpus_index):
+    class NoModel:
+        def encode(self, texts, progress=False):
+            raise AssertionError(f"embedded {len(texts)} sentences: they should come from the database")
+
+    _, index = corpus_store
+    texts = [c.text for c in list(index.chunks.values())[:12]]
+    assert not index.sentences.stored  # nothing read at the start
+    for text, mine in zip(texts, index.sentences.lookup(texts, NoModel())):
+        assert np.array_equal(mine, corpus_index.sentences.stored[text])
+
+
 def test_filters_run_inside_the_sql_and_agree_with_the_files_store(corpus_store, corpus_index, embedder):
     from qa.serve.service import open_searcher
 

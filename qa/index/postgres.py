@@ -47,7 +47,7 @@ from qa.index.deltas import apply_keywords
 from qa.index.files import chunk_from_json, chunk_to_json, utc_now
 from qa.index.keywords import KeywordIndex, tokenize
 from qa.index.segments import COMPACT_SHARE
-from qa.index.sentences import SentenceVectors
+from qa.index.sentences import CACHE_PASSAGES, SentenceVectors
 from qa.index.store import Index
 from qa.index.update import UpdateReport, assign_ids, compatible, plan_update, take_out
 from qa.index.vectorstore import ExactStore, VectorStore, as_ids, as_vectors
@@ -192,8 +192,9 @@ class PgStore:
         return json.loads(found.fetchone()[0])
 
     def _passages(self, conn, ids: list[int] | None = None, words: bool = False) -> list[tuple]:  # noqa: ANN001
-        """(id, Chunk, sentence vectors' bytes[, its words, its text's words]) per passage."""
-        sql = "SELECT id, chunk, sentences" + (", words, text_words" if words else "") + " FROM qa_passages"
+        """(id, Chunk, None[, its words, its text's words]) per passage: sentence vectors are read
+        when a passage is shown (`PgSentences`)."""
+        sql = "SELECT id, chunk, NULL" + (", words, text_words" if words else "") + " FROM qa_passages"
         rows = conn.execute(sql + " WHERE id = ANY(%s)", (ids,)) if ids is not None else conn.execute(sql)
         out = []
         for row in rows:
@@ -242,16 +243,24 @@ class PgStore:
         index.study_keywords = KeywordIndex.from_tokens(
             doc_ids, [_study_tokens(index, d, text_words) for d in doc_ids]
         )
-        index.sentences = SentenceVectors(index.model, self._sentences(rows, index))
+        index.sentences = PgSentences(
+            index.model, self, int(manifest["dimension"]), {c.text: i for i, c in chunks.items()}
+        )
         return index
 
-    def _sentences(self, rows, index: Index) -> dict[str, np.ndarray]:  # noqa: ANN001
-        dim = int(index.manifest["dimension"])
-        return {
-            row[1].text: np.frombuffer(row[2], dtype=np.float16).reshape(-1, dim)
-            for row in rows
-            if row[2] is not None
-        }
+    def sentence_rows(self, ids: list[int], dimension: int) -> dict[int, np.ndarray]:
+        """The stored sentence vectors of passages, by id (those with none are left out)."""
+        psycopg, _ = _psycopg()
+        try:
+            with self.query() as conn:
+                found = conn.execute("SELECT id, sentences FROM qa_passages WHERE id = ANY(%s)", (ids,))
+                return {
+                    int(cid): np.frombuffer(data, dtype=np.float16).reshape(-1, dimension)
+                    for cid, data in found
+                    if data is not None
+                }
+        except psycopg.Error as exc:
+            raise IndexStateError(f"cannot read the index in {self.label}: {exc}") from None
 
     def follow(self, current: Index) -> Index:
         """The index now in the database, for a reader holding `current`: only what changed is read.
@@ -292,7 +301,9 @@ class PgStore:
         index.chunks.update(added)
         index.vectors.count = len(index.chunks)
         apply_keywords(index, gone, added)
-        index.sentence_vectors().stored.update(self._sentences(rows, index))
+        sentences = index.sentence_vectors()
+        if isinstance(sentences, PgSentences):
+            sentences.ids.update({chunk.text: cid for cid, chunk in added})
         if index.keywords.changed > COMPACT_SHARE * max(1, index.keywords.base.num_rows):
             return self.load()  # fresh statistics, as a compaction gives the files store
         new = {cid for cid, _ in added}
@@ -382,6 +393,37 @@ class PgStore:
                 f"the index in {self.label} was changed by another writer while this update ran; run it again"
             )
         return generation
+
+
+class PgSentences(SentenceVectors):
+    """Sentence vectors read from the database when their passage is first shown, then cached.
+
+    Not all at a reader's start: at 200k passages they are 1.1 GB, and only the passages of an
+    answer are ever highlighted (one query for all of them).
+    """
+
+    def __init__(self, model: str, store: PgStore, dimension: int, ids: dict[str, int]) -> None:
+        super().__init__(model)
+        self.store, self.dimension, self.ids = store, dimension, ids
+
+    def fork(self) -> PgSentences:
+        """A copy whose additions the original never sees."""
+        return PgSentences(self.model, self.store, self.dimension, dict(self.ids))
+
+    def lookup(self, texts: list[str], embedder) -> list[np.ndarray]:  # noqa: ANN001
+        """Sentence vectors of each passage: from the database, else embedded (and cached)."""
+        missing = {self.ids[t]: t for t in texts if t in self.ids and self.get(t) is None}
+        if missing:
+            try:
+                found = self.store.sentence_rows(sorted(missing), self.dimension)
+            except IndexStateError:  # the database is away: these sentences are embedded instead
+                found = {}
+            with self._lock:
+                for cid, rows in found.items():
+                    self._cache[missing[cid]] = rows
+                while len(self._cache) > CACHE_PASSAGES:
+                    self._cache.popitem(last=False)
+        return super().lookup(texts, embedder)
 
 
 class PgChange:
