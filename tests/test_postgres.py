@@ -75,13 +75,13 @@ def test_pgvector_store_keeps_the_vector_store_contract(url):
     from tests import test_vectorstore as contract
 
     store = PgStore(url)
-    with store.connect(autocommit=True) as conn:
+    with store.connect() as conn:
         conn.execute(
             f"CREATE TABLE vectors (id bigint PRIMARY KEY, embedding vector({contract.DIM}) NOT NULL)"
         )
 
     def made() -> PgVectors:
-        with store.connect(autocommit=True) as conn:
+        with store.connect() as conn:
             conn.execute("TRUNCATE vectors")
         vectors = PgVectors(store, contract.DIM, table="vectors")
         vectors.add(np.arange(300) * 2 + 1000, contract.unit(300))
@@ -309,7 +309,7 @@ def test_a_writer_killed_mid_update_leaves_the_previous_state_and_the_next_run_r
         shutil.copy(CORPUS / name, docs / name)
     writer = subprocess.Popen([*qa, "index", "--docs", str(docs), "--quiet"], env=env, cwd=ROOT)
     try:
-        with store.connect(autocommit=True) as conn:
+        with store.connect() as conn:
             # Killed once its transaction has written rows, before it commits.
             _wait_for(
                 lambda: (
@@ -445,7 +445,7 @@ def test_a_search_survives_a_dropped_connection_and_says_so_when_the_database_is
     index, _ = update_postgres(store, three_summaries(tmp_path), embedder)
     query = embedder.encode_query("pacing").reshape(1, -1)
     before = index.vectors.search(query, 3)[1].tolist()
-    with store.connect(autocommit=True) as admin:  # every other connection to the database is cut
+    with store.connect() as admin:  # every other connection to the database is cut
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -461,7 +461,7 @@ def test_an_index_written_by_another_version_is_named_and_rebuilt_whole(url, tmp
     store = PgStore(url)
     docs = three_summaries(tmp_path)
     update_postgres(store, docs, embedder)
-    with store.connect(autocommit=True) as conn:  # the layout of the first version of this store
+    with store.connect() as conn:  # the layout of the first version of this store
         conn.execute("UPDATE qa_meta SET manifest = manifest - 'schema'")
         conn.execute("ALTER TABLE qa_passages DROP COLUMN words, DROP COLUMN text_words")
     with pytest.raises(IndexStateError, match="another version.*qa index --rebuild --store"):

@@ -34,6 +34,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -105,19 +106,19 @@ class PgStore:
         #: A local folder for what a process keeps beside the index (the multilingual stage).
         self.cache = cache or Path(tempfile.gettempdir()) / f"summary-qa-{os.getuid()}" / f"pg-{key}"
         self._local = threading.local()
-        self._registered = False
 
     def __repr__(self) -> str:
         return f"PgStore({self.label})"
 
     # --- connections ---------------------------------------------------------------------
 
-    def connect(self, autocommit: bool = False, register: bool = True):  # noqa: ANN201 (psycopg.Connection)
-        """A new connection; a plain message naming the URL (password hidden) when there is none."""
+    def connect(self, register: bool = True):  # noqa: ANN201 (psycopg.Connection)
+        """A new connection in autocommit mode (a transaction is always an explicit
+        `conn.transaction()`); a plain message naming the URL (password hidden) when there is none."""
         psycopg, register_vector = _psycopg()
         try:
             conn = psycopg.connect(
-                self.url, autocommit=autocommit, connect_timeout=10, application_name="summary-qa"
+                self.url, autocommit=True, connect_timeout=10, application_name="summary-qa"
             )
         except (psycopg.Error, ValueError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -133,7 +134,7 @@ class PgStore:
         """This thread's connection for queries (kept open; remade after a failure)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
-            conn = self._local.conn = self.connect(autocommit=True)
+            conn = self._local.conn = self.connect()
         return conn
 
     @contextmanager
@@ -206,7 +207,7 @@ class PgStore:
     def snapshot(self) -> Iterator[Any]:
         """A connection in one read-only transaction (REPEATABLE READ), so every table agrees."""
         psycopg, _ = _psycopg()
-        conn = self.connect(autocommit=True)
+        conn = self.connect()
         try:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
@@ -316,7 +317,7 @@ class PgStore:
     def writer_lock(self) -> Iterator[None]:
         """One writer at a time per database, across processes and hosts (a session advisory lock,
         released by the server when the writer's connection ends, even after kill -9)."""
-        conn = self.connect(autocommit=True, register=False)
+        conn = self.connect(register=False)
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
             yield
@@ -329,7 +330,7 @@ class PgStore:
         Raises `IndexStateError` when the database moved on since the update was planned.
         """
         psycopg, register_vector = _psycopg()
-        conn = self.connect(autocommit=True, register=False)  # transaction() below: BEGIN … COMMIT
+        conn = self.connect(register=False)  # transaction() below: BEGIN … COMMIT
         conn.execute("SET application_name = 'summary-qa-writer'")
         try:
             with conn.transaction():
@@ -426,25 +427,24 @@ class PgSentences(SentenceVectors):
         return super().lookup(texts, embedder)
 
 
+@dataclass(frozen=True)
 class PgChange:
     """One update to write: what went, what came, the summaries' entries and the manifest."""
 
-    def __init__(
-        self,
-        manifest: dict,
-        planned_from: int | None,
-        removed: list[int],
-        gone_docs: list[str],
-        entries: dict[str, dict],
-        added: list[tuple[int, Chunk]],
-        vectors: np.ndarray,
-        sentences: list[np.ndarray],
-        rebuilt: bool,
-    ) -> None:
-        self.manifest, self.planned_from, self.removed = manifest, planned_from, removed
-        self.gone_docs, self.entries, self.added = gone_docs, entries, added
-        self.vectors, self.sentences, self.rebuilt = vectors, sentences, rebuilt
-        self.dimension = int(manifest["dimension"])
+    manifest: dict
+    planned_from: int | None  # the generation the update was planned on (None: a whole build)
+    removed: list[int]  # passage ids
+    gone_docs: list[str]  # summaries removed
+    entries: dict[str, dict]  # summaries added or changed (or whose file stats moved)
+    added: list[tuple[int, Chunk]]
+    vectors: np.ndarray  # of `added`, in order
+    sentences: list[np.ndarray]  # sentence vectors of `added`, in order
+    rebuilt: bool  # a whole build: tables remade, HNSW built after the rows
+
+    @property
+    def dimension(self) -> int:
+        """The vectors' dimension."""
+        return int(self.manifest["dimension"])
 
 
 _HNSW_INDEX = (
@@ -725,8 +725,11 @@ def update_postgres(
             reason = "its tables were written by another version of summary-qa"
         previous = None
         if reason:  # a whole build: unreadable files still keep the passages they had
-            with suppress(IndexStateError):  # unless the old index cannot be read either
-                previous = store.load() if store.exists() else None
+            if current is not None and current.manifest.get("store") == store.label:
+                previous = current  # the caller's: not read again
+            else:
+                with suppress(IndexStateError):  # unless the old index cannot be read either
+                    previous = store.load() if store.exists() else None
             base = _light_index(store, None, embedder)
         job = UpdateJob(
             store.label, embedder, rebuild, switch_docs or rebuild, progress, retry or RetryCache()

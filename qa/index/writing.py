@@ -64,7 +64,7 @@ class RetryCache:
 class UpdateJob:
     """What one update was asked to do (the caller's arguments, passed down the steps together)."""
 
-    folder: Path
+    folder: Path | str  # the index folder; for PostgreSQL its URL (password hidden), for messages
     embedder: Embedder
     rebuild: bool
     switch: bool

@@ -256,7 +256,7 @@ def resolve_docs_arg(args: argparse.Namespace) -> Path:
     store = _pg(args)
     if store is not None:  # the database records its folder; a switch is refused by the update
         with store.snapshot() as conn:
-            manifest = store.read_manifest(conn) or {}
+            manifest = store.read_manifest(conn, documents=False) or {}
         if given is None and manifest.get("docs"):
             print(
                 f"note: reading summaries from {manifest['docs']}, the folder this index was built from",
